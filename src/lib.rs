@@ -1,0 +1,5 @@
+//! lark-mcp-server: an MCP server for Lark/Feishu contacts and messaging, and the
+//! built-in Lark Open Platform emulator ("sandbox") it is tested against.
+
+pub mod cli;
+pub mod sandbox;

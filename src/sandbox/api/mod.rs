@@ -1,0 +1,27 @@
+//! Endpoint groups. Adding a group: a module with `pub fn endpoints() -> Vec<Endpoint>`,
+//! listed once in [`all_endpoints`].
+
+mod application;
+mod auth;
+mod contact;
+mod messages;
+
+use std::sync::LazyLock;
+
+use super::endpoint::Endpoint;
+
+static ALL: LazyLock<Vec<Endpoint>> = LazyLock::new(|| {
+    [
+        auth::endpoints(),
+        application::endpoints(),
+        contact::endpoints(),
+        messages::endpoints(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+});
+
+pub fn all_endpoints() -> impl Iterator<Item = &'static Endpoint> {
+    ALL.iter()
+}

@@ -1,0 +1,247 @@
+//! A faithful Lark Open Platform emulator on loopback: the same paths, parameters,
+//! envelope, error codes, statuses and headers as Lark, plus faults and inspection for tests.
+//!
+//! Endpoint groups live in [`api`]; each is a list of [`endpoint::Endpoint`]s.
+
+pub mod api;
+pub mod control;
+pub mod endpoint;
+pub mod envelope;
+pub mod faults;
+pub mod options;
+pub mod pipeline;
+pub mod seed;
+pub mod world;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::response::Response;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use faults::{FaultAction, FaultRule, Phase};
+pub use options::Options;
+pub use seed::Seed;
+pub use world::{Chat, Message, RecordedRequest};
+
+use envelope::{ApiError, codes, new_log_id, render_error};
+use world::{Recorder, World, now_ms};
+
+/// Everything the sandbox knows; shared by the API, the control path and in-process tests.
+pub struct SandboxState {
+    pub world: Mutex<World>,
+    pub options: RwLock<Options>,
+    pub faults: Mutex<Vec<FaultRule>>,
+    pub recorder: Mutex<Recorder>,
+    /// Endpoint → call times within the last second, for `qps_limit_per_endpoint`.
+    endpoint_windows: Mutex<HashMap<&'static str, VecDeque<u64>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking handler must not take the whole sandbox down with a poisoned lock.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SandboxState {
+    pub fn new(seed: Seed, options: Options) -> SandboxState {
+        SandboxState {
+            world: Mutex::new(World::new(seed)),
+            options: RwLock::new(options),
+            faults: Mutex::new(Vec::new()),
+            recorder: Mutex::new(Recorder::default()),
+            endpoint_windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn options(&self) -> Options {
+        self.options
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_options(&self, options: Options) {
+        *self.options.write().unwrap_or_else(|e| e.into_inner()) = options;
+    }
+
+    pub fn record(&self, r: RecordedRequest, limit: usize) {
+        lock(&self.recorder).record(r, limit);
+    }
+
+    fn admit_endpoint_call(&self, endpoint: &'static str, qps: u32) -> bool {
+        let now = now_ms();
+        let mut windows = lock(&self.endpoint_windows);
+        let w = windows.entry(endpoint).or_default();
+        while w.front().is_some_and(|t| now.saturating_sub(*t) >= 1000) {
+            w.pop_front();
+        }
+        if w.len() >= qps as usize {
+            return false;
+        }
+        w.push_back(now);
+        true
+    }
+
+    // ---- inspection, used by in-process tests and the control path -------------------
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.recorder).requests.iter().cloned().collect()
+    }
+
+    /// Calls per endpoint name since start (or the last [`Self::clear_requests`]).
+    pub fn count(&self, endpoint: &str) -> u64 {
+        lock(&self.recorder)
+            .counters
+            .get(endpoint)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        lock(&self.recorder)
+            .counters
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.recorder).clear();
+    }
+
+    pub fn add_fault(&self, rule: FaultRule) {
+        lock(&self.faults).push(rule);
+    }
+
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        *lock(&self.faults) = rules;
+    }
+
+    pub fn faults(&self) -> Vec<FaultRule> {
+        lock(&self.faults).clone()
+    }
+
+    pub fn revoke_tokens(&self, seq: Option<u64>) -> usize {
+        lock(&self.world).revoke_tokens(seq)
+    }
+
+    pub fn set_scopes(&self, grant: &[String], revoke: &[String]) {
+        lock(&self.world).set_scopes(grant, revoke);
+    }
+
+    pub fn messages(&self, chat_id: Option<&str>) -> Vec<Message> {
+        lock(&self.world)
+            .messages
+            .iter()
+            .filter(|m| chat_id.is_none_or(|c| m.chat_id == c))
+            .cloned()
+            .collect()
+    }
+
+    pub fn chats(&self) -> Vec<Chat> {
+        lock(&self.world).chats.clone()
+    }
+}
+
+/// A running sandbox. Dropping it stops the server.
+pub struct Sandbox {
+    addr: SocketAddr,
+    state: Arc<SandboxState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Binds 127.0.0.1:`port` (0 picks a free port) and serves in the background.
+    pub async fn start(seed: Seed, options: Options, port: u16) -> std::io::Result<Sandbox> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(SandboxState::new(seed, options));
+        let app = router(state.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!("sandbox server stopped: {e}");
+            }
+        });
+        Ok(Sandbox {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: what a Lark client takes as its domain.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &Arc<SandboxState> {
+        &self.state
+    }
+
+    /// Waits until the server stops (never, unless shut down).
+    pub async fn wait(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// All endpoint groups plus the control path.
+pub fn router(state: Arc<SandboxState>) -> Router {
+    let mut by_path: BTreeMap<&'static str, MethodRouter> = BTreeMap::new();
+    for ep in api::all_endpoints() {
+        let filter = MethodFilter::try_from(ep.method.clone()).unwrap_or(MethodFilter::GET);
+        let route = on(filter, pipeline::handle).with_state((state.clone(), ep));
+        let merged = match by_path.remove(ep.path) {
+            Some(existing) => existing.merge(route),
+            None => route,
+        };
+        by_path.insert(ep.path, merged);
+    }
+    let mut app = Router::new();
+    for (path, route) in by_path {
+        app = app.route(path, route.fallback(method_mismatch));
+    }
+    app.nest("/_sandbox", control::router(state))
+        .fallback(unknown_path)
+}
+
+async fn unknown_path(uri: Uri) -> Response {
+    let e = ApiError::new(404, codes::NOT_FOUND_PATH, "resource not find");
+    tracing::debug!("sandbox: no endpoint at {}", uri.path());
+    render_error(e, &new_log_id(), &[])
+}
+
+async fn method_mismatch(method: Method) -> Response {
+    let e = ApiError::new(
+        405,
+        codes::METHOD_MISMATCH,
+        format!("request method doesn't match: {method}"),
+    );
+    render_error(e, &new_log_id(), &[])
+}

@@ -1,0 +1,47 @@
+//! Run-time knobs of the sandbox: values Lark does not document precisely ([U] in the
+//! reference) and behaviours tests want to dial. Changeable at start (`--options`) and live
+//! (`PATCH /_sandbox/options`, [`super::Sandbox::set_options`]).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Lifetime of a newly issued tenant/app token (Lark: 7200 s).
+    pub token_ttl_secs: u64,
+    /// Below this remaining lifetime the token endpoint issues a new token (Lark: 30 min).
+    pub token_renew_below_secs: u64,
+    /// HTTP status of token errors (9999166x/71). [U] 400 or 401.
+    pub auth_error_status: u16,
+    /// HTTP status of 99991672. [U] 400 (seen) or 403.
+    pub scope_error_status: u16,
+    /// Business error codes answered with HTTP 200 instead of their 4xx. [U] which ones.
+    pub http200_codes: Vec<i64>,
+    /// Lark's per-receiver send limit (user or chat), answered with 230020. 0 disables.
+    pub send_qps_per_receiver: u32,
+    /// How long a message `uuid` dedupes (Lark: 1 h).
+    pub uuid_ttl_secs: u64,
+    /// Added before every `/open-apis` response.
+    pub latency_ms: u64,
+    /// Per-endpoint requests per second before 429/99991400 (Lark: 50/s on most APIs). 0 disables.
+    pub qps_limit_per_endpoint: u32,
+    /// Most recorded requests kept for inspection; counters are never trimmed.
+    pub record_limit: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            token_ttl_secs: 7200,
+            token_renew_below_secs: 1800,
+            auth_error_status: 400,
+            scope_error_status: 400,
+            http200_codes: vec![super::envelope::codes::USER_OUT_OF_RANGE],
+            send_qps_per_receiver: 5,
+            uuid_ttl_secs: 3600,
+            latency_ms: 0,
+            qps_limit_per_endpoint: 0,
+            record_limit: 20_000,
+        }
+    }
+}
