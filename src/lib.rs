@@ -2,4 +2,5 @@
 //! built-in Lark Open Platform emulator ("sandbox") it is tested against.
 
 pub mod cli;
+pub mod lark;
 pub mod sandbox;

@@ -1,0 +1,543 @@
+//! The one client every Lark call goes through: tenant token cache with a single
+//! in-flight fetch, rate-limit waits, retries that can never apply a write twice, a time
+//! budget per call, and cancellation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::config::LarkConfig;
+use super::error::{ErrorKind, LarkError};
+use super::pacer::Pacer;
+use super::scopes::GrantedScopes;
+
+const TOKEN_PATH: &str = "/open-apis/auth/v3/tenant_access_token/internal";
+
+/// How a call may be repeated after a failure that leaves its outcome unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Safety {
+    /// Reads, and writes whose repetition is harmless.
+    Idempotent,
+    /// A write Lark dedupes by `uuid`: the same key goes with every retry.
+    Dedupe { key: Option<String>, in_query: bool },
+    /// A write that could apply twice: retried only when it certainly was not sent.
+    Unsafe,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// What the call does, in words an agent understands ("look up users by email").
+    pub op: String,
+    pub method: Method,
+    /// Built with [`super::api_path`].
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Value>,
+    pub safety: Safety,
+    /// Receiver (chat or user) whose send rate Lark limits.
+    pub pace_key: Option<String>,
+}
+
+impl Request {
+    pub fn new(op: impl Into<String>, method: Method, path: String) -> Request {
+        let safety = if method == Method::GET {
+            Safety::Idempotent
+        } else {
+            Safety::Unsafe
+        };
+        Request {
+            op: op.into(),
+            method,
+            path,
+            query: Vec::new(),
+            body: None,
+            safety,
+            pace_key: None,
+        }
+    }
+
+    pub fn get(op: impl Into<String>, path: String) -> Request {
+        Request::new(op, Method::GET, path)
+    }
+
+    pub fn post(op: impl Into<String>, path: String, body: Value) -> Request {
+        Request::new(op, Method::POST, path).json(body)
+    }
+
+    pub fn query(mut self, key: &str, value: impl Into<String>) -> Request {
+        self.query.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// Adds the parameter only when there is a value.
+    pub fn query_opt(self, key: &str, value: Option<impl Into<String>>) -> Request {
+        match value {
+            Some(v) => self.query(key, v),
+            None => self,
+        }
+    }
+
+    pub fn json(mut self, body: Value) -> Request {
+        self.body = Some(body);
+        self
+    }
+
+    pub fn idempotent(mut self) -> Request {
+        self.safety = Safety::Idempotent;
+        self
+    }
+
+    /// Lark's `uuid` in the JSON body (message create, reply).
+    pub fn dedupe_in_body(mut self, key: Option<String>) -> Request {
+        self.safety = Safety::Dedupe {
+            key,
+            in_query: false,
+        };
+        self
+    }
+
+    /// Lark's `uuid` as a query parameter (forward, chat create).
+    pub fn dedupe_in_query(mut self, key: Option<String>) -> Request {
+        self.safety = Safety::Dedupe {
+            key,
+            in_query: true,
+        };
+        self
+    }
+
+    pub fn pace(mut self, receiver: impl Into<String>) -> Request {
+        self.pace_key = Some(receiver.into());
+        self
+    }
+
+    /// Puts the dedupe key in place once, so every retry carries the same one.
+    fn fix_dedupe_key(&mut self) {
+        let Safety::Dedupe { key, in_query } = &mut self.safety else {
+            return;
+        };
+        let key = key.get_or_insert_with(super::new_uuid).clone();
+        if *in_query {
+            self.query.retain(|(k, _)| k != "uuid");
+            self.query.push(("uuid".into(), key));
+        } else if let Some(Value::Object(body)) = &mut self.body {
+            body.insert("uuid".into(), json!(key));
+        }
+    }
+}
+
+/// A successful Lark answer (`code == 0`).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub body: Value,
+    pub log_id: Option<String>,
+}
+
+impl Response {
+    pub fn data(&self) -> &Value {
+        self.body.get("data").unwrap_or(&Value::Null)
+    }
+    pub fn into_data(mut self) -> Value {
+        self.body
+            .get_mut("data")
+            .map(Value::take)
+            .unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    value: SecretString,
+    obtained: Instant,
+    lifetime: Duration,
+}
+
+impl CachedToken {
+    /// Used until shortly before Lark's `expire`, so a request never carries a dying token.
+    fn usable(&self) -> bool {
+        let margin = (self.lifetime / 10).min(Duration::from_secs(120));
+        self.obtained.elapsed() + margin < self.lifetime
+    }
+    /// Refreshed in the background ahead of that, so callers do not wait at the boundary.
+    fn due_for_refresh(&self) -> bool {
+        let ahead = (self.lifetime / 4).min(Duration::from_secs(600));
+        self.obtained.elapsed() + ahead >= self.lifetime
+    }
+}
+
+struct Inner {
+    cfg: LarkConfig,
+    http: reqwest::Client,
+    token: tokio::sync::Mutex<Option<CachedToken>>,
+    refreshing: AtomicBool,
+    pacer: Pacer,
+}
+
+#[derive(Clone)]
+pub struct LarkClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LarkClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LarkClient")
+            .field("config", &self.inner.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LarkClient {
+    pub fn new(cfg: LarkConfig) -> Result<LarkClient, LarkError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("lark-mcp-server/", env!("CARGO_PKG_VERSION")));
+        if is_loopback(&cfg.base_url) {
+            // A proxy from the environment must not capture calls to a local sandbox.
+            builder = builder.no_proxy();
+        }
+        let http = builder
+            .build()
+            .map_err(|e| LarkError::config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(LarkClient {
+            inner: Arc::new(Inner {
+                pacer: Pacer::new(cfg.sends_per_second),
+                cfg,
+                http,
+                token: tokio::sync::Mutex::new(None),
+                refreshing: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &LarkConfig {
+        &self.inner.cfg
+    }
+
+    /// Runs one logical call: retries, waits and token refreshes included, within the
+    /// call budget, abandoned as soon as `cancel` fires.
+    pub async fn call(
+        &self,
+        mut req: Request,
+        cancel: &CancellationToken,
+    ) -> Result<Response, LarkError> {
+        req.fix_dedupe_key();
+        let cfg = &self.inner.cfg;
+        let deadline = Instant::now() + cfg.call_budget;
+        let refreshed = AtomicBool::new(false);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(cfg.max_retries)
+            .with_jitter();
+        let retrying = (|| self.attempt(&req, &refreshed))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e: &LarkError| may_retry(e, &req.safety))
+            .adjust(|e: &LarkError, next| wait_before_retry(e, next, deadline))
+            .notify(|e: &LarkError, wait| {
+                tracing::warn!(op = %req.op, kind = ?e.kind, code = ?e.code, wait_ms = wait.as_millis() as u64, "retrying Lark call");
+            });
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(LarkError::new(ErrorKind::Cancelled, &req.op, "cancelled by the caller")),
+            r = tokio::time::timeout_at(deadline, retrying) => r.unwrap_or_else(|_| {
+                Err(LarkError::new(
+                    ErrorKind::Timeout,
+                    &req.op,
+                    format!("no answer within the {} s call budget", cfg.call_budget.as_secs()),
+                ))
+            }),
+        }
+    }
+
+    async fn attempt(&self, req: &Request, refreshed: &AtomicBool) -> Result<Response, LarkError> {
+        let token = self.token().await?;
+        if let Some(key) = &req.pace_key {
+            self.inner.pacer.wait(key).await;
+        }
+        match self.send(req, &token).await {
+            // A token Lark no longer accepts is dropped and fetched again, once per call.
+            Err(e) if e.is_stale_token() && !refreshed.swap(true, Ordering::SeqCst) => {
+                tracing::info!(op = %req.op, code = ?e.code, "token rejected; fetching a new one");
+                self.invalidate(&token).await;
+                let token = self.token().await?;
+                self.send(req, &token).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send(&self, req: &Request, token: &SecretString) -> Result<Response, LarkError> {
+        let cfg = &self.inner.cfg;
+        let mut rb = self
+            .inner
+            .http
+            .request(req.method.clone(), format!("{}{}", cfg.base_url, req.path))
+            .bearer_auth(token.expose_secret())
+            .timeout(cfg.request_timeout);
+        if !req.query.is_empty() {
+            rb = rb.query(&req.query);
+        }
+        if let Some(body) = &req.body {
+            rb = rb
+                .header(CONTENT_TYPE, "application/json; charset=utf-8")
+                .body(body.to_string());
+        }
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| transport_error(&req.op, e, cfg))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&req.op, e, cfg))?;
+        decode(&req.op, status, &headers, &bytes)
+    }
+
+    // ---- tenant_access_token -------------------------------------------------------
+
+    async fn token(&self) -> Result<SecretString, LarkError> {
+        // Holding the lock across the fetch makes concurrent cold callers share one fetch.
+        let mut slot = self.inner.token.lock().await;
+        if let Some(t) = slot.as_ref().filter(|t| t.usable()) {
+            if t.due_for_refresh() {
+                self.refresh_in_background();
+            }
+            return Ok(t.value.clone());
+        }
+        let fresh = self.fetch_token().await?;
+        let value = fresh.value.clone();
+        *slot = Some(fresh);
+        Ok(value)
+    }
+
+    fn refresh_in_background(&self) {
+        if self.inner.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.fetch_token().await {
+                Ok(t) => *me.inner.token.lock().await = Some(t),
+                Err(e) => tracing::warn!("background token refresh failed: {e}"),
+            }
+            me.inner.refreshing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    async fn invalidate(&self, rejected: &SecretString) {
+        let mut slot = self.inner.token.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|t| t.value.expose_secret() == rejected.expose_secret())
+        {
+            *slot = None;
+        }
+    }
+
+    async fn fetch_token(&self) -> Result<CachedToken, LarkError> {
+        const OP: &str = "get a tenant_access_token";
+        let cfg = &self.inner.cfg;
+        let resp = self
+            .inner
+            .http
+            .post(format!("{}{TOKEN_PATH}", cfg.base_url))
+            .header(CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(json!({"app_id": cfg.app_id, "app_secret": cfg.secret()}).to_string())
+            .timeout(cfg.request_timeout)
+            .send()
+            .await
+            .map_err(|e| unsent(transport_error(OP, e, cfg)))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| unsent(transport_error(OP, e, cfg)))?;
+        let body = decode(OP, status, &headers, &bytes).map_err(unsent)?.body;
+        let value = body
+            .get("tenant_access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty());
+        let expire = body.get("expire").and_then(Value::as_u64);
+        match (value, expire) {
+            (Some(v), Some(secs)) if secs > 0 => Ok(CachedToken {
+                value: SecretString::from(v.to_string()),
+                obtained: Instant::now(),
+                lifetime: Duration::from_secs(secs),
+            }),
+            _ => Err(unsent(LarkError::new(
+                ErrorKind::Decode,
+                OP,
+                "the answer has no tenant_access_token or expire",
+            ))),
+        }
+    }
+
+    // ---- app facts ---------------------------------------------------------------------
+
+    /// `bot/v3/info`: the bot object (top-level `bot`, not `data`).
+    pub async fn bot_info(&self, cancel: &CancellationToken) -> Result<Value, LarkError> {
+        let req = Request::get("get the bot's info", "/open-apis/bot/v3/info".into());
+        let mut resp = self.call(req, cancel).await?;
+        Ok(resp
+            .body
+            .get_mut("bot")
+            .map(Value::take)
+            .unwrap_or(Value::Null))
+    }
+
+    /// The app's granted scopes: `applications/me` (with token types), falling back to
+    /// `application/v6/scopes`. The first failure is reported if both fail.
+    pub async fn granted_scopes(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<GrantedScopes, LarkError> {
+        let app = Request::get(
+            "read the app's scopes",
+            "/open-apis/application/v6/applications/me".into(),
+        )
+        .query("lang", "en_us");
+        let first = match self.call(app, cancel).await {
+            Ok(r) => match GrantedScopes::from_app_info(r.data()) {
+                Some(s) => return Ok(s),
+                None => LarkError::new(
+                    ErrorKind::Decode,
+                    "read the app's scopes",
+                    "no data.app.scopes in the answer",
+                ),
+            },
+            Err(e) => e,
+        };
+        if first.kind == ErrorKind::Cancelled {
+            return Err(first);
+        }
+        tracing::debug!("applications/me failed ({first}); trying application/v6/scopes");
+        let fallback = Request::get(
+            "read the app's scope grants",
+            "/open-apis/application/v6/scopes".into(),
+        );
+        match self.call(fallback, cancel).await {
+            Ok(r) => GrantedScopes::from_grant_status(r.data()).ok_or(first),
+            Err(_) => Err(first),
+        }
+    }
+}
+
+fn is_loopback(base: &str) -> bool {
+    reqwest::Url::parse(base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| h == "localhost" || h == "[::1]" || h.starts_with("127."))
+}
+
+fn unsent(mut e: LarkError) -> LarkError {
+    e.not_sent = true;
+    e
+}
+
+/// A retry is allowed when the request was refused before it took effect (rate limits),
+/// never left this machine, or cannot apply twice.
+fn may_retry(e: &LarkError, safety: &Safety) -> bool {
+    match e.kind {
+        ErrorKind::RateLimited | ErrorKind::SendRateLimited => true,
+        ErrorKind::Transient => e.not_sent || *safety != Safety::Unsafe,
+        _ => false,
+    }
+}
+
+fn wait_before_retry(e: &LarkError, next: Option<Duration>, deadline: Instant) -> Option<Duration> {
+    let backoff = next?;
+    let wait = match e.kind {
+        // Lark says when the window resets; waiting less only earns another 429.
+        ErrorKind::RateLimited => {
+            e.retry_after.unwrap_or(Duration::from_secs(1))
+                + Duration::from_millis(fastrand::u64(0..250))
+        }
+        ErrorKind::SendRateLimited => Duration::from_millis(fastrand::u64(200..700)),
+        _ => backoff,
+    };
+    (Instant::now() + wait < deadline).then_some(wait)
+}
+
+fn transport_error(op: &str, e: reqwest::Error, cfg: &LarkConfig) -> LarkError {
+    let (msg, not_sent) = if e.is_timeout() {
+        (
+            format!("no response within {} s", cfg.request_timeout.as_secs()),
+            false,
+        )
+    } else if e.is_connect() {
+        (format!("cannot connect to {}", cfg.base_url), true)
+    } else {
+        let mut source = std::error::Error::source(&e);
+        let mut text = String::from("request failed");
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        if e.is_body() || e.is_decode() {
+            text.push_str(" (the answer was cut off)");
+        }
+        (format!("the connection failed ({text})"), false)
+    };
+    let mut err = LarkError::new(ErrorKind::Transient, op, msg);
+    err.not_sent = not_sent;
+    err
+}
+
+/// Decides on Lark's `code`, never on the HTTP status alone: business errors come with
+/// 4xx and sometimes with 200.
+fn decode(op: &str, status: u16, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, LarkError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let log_id = header("x-tt-logid").or_else(|| header("x-request-id"));
+    let retry_after = header("x-ogw-ratelimit-reset")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body: Option<Value> = serde_json::from_slice(bytes).ok();
+    let code = body
+        .as_ref()
+        .and_then(|b| b.get("code"))
+        .and_then(Value::as_i64);
+    match (body, code) {
+        (Some(body), Some(0)) if (200..300).contains(&status) => Ok(Response { body, log_id }),
+        (Some(body), Some(_)) => Err(LarkError::from_envelope(
+            op,
+            status,
+            &body,
+            log_id,
+            retry_after,
+        )),
+        _ => {
+            let kind = match status {
+                429 => ErrorKind::RateLimited,
+                500..=599 => ErrorKind::Transient,
+                _ => ErrorKind::Decode,
+            };
+            let mut e = LarkError::new(
+                kind,
+                op,
+                format!("Lark answered HTTP {status} without a Lark JSON body"),
+            );
+            e.http_status = Some(status);
+            e.log_id = log_id;
+            e.retry_after = retry_after;
+            Err(e)
+        }
+    }
+}

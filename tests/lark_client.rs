@@ -1,0 +1,562 @@
+//! The Lark client against the sandbox over loopback; every claim is counted at the sandbox.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lark_mcp_server::lark::{ErrorKind, LarkClient, LarkConfig, Request, api_path};
+use lark_mcp_server::sandbox::{FaultAction, FaultRule, Options, Phase, Sandbox, Seed};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+const IN_RANGE_USER: &str = "ou_7d82ab6889beb45bb7911ba8216f1a9e";
+const LEGAL_USER: &str = "ou_d0746ea879393f08fe81a80ed7f4cfd3";
+
+async fn sandbox_with(options: Options) -> Sandbox {
+    Sandbox::start(Seed::default_org().expect("default seed"), options, 0)
+        .await
+        .expect("sandbox starts")
+}
+
+fn client_for(sb: &Sandbox) -> LarkClient {
+    let seed = Seed::default_org().expect("default seed");
+    let mut cfg = LarkConfig::new(
+        Some(&seed.app.app_id),
+        Some(&seed.app.app_secret),
+        Some(&sb.base_url()),
+    )
+    .expect("config");
+    cfg.call_budget = Duration::from_secs(20);
+    LarkClient::new(cfg).expect("client")
+}
+
+fn get_user(id: &str) -> Request {
+    Request::get(
+        "get a user",
+        api_path("/open-apis/contact/v3/users/{}", &[id]).expect("path"),
+    )
+}
+
+/// The first group chat the bot is in.
+fn bot_chat(sb: &Sandbox) -> String {
+    sb.state()
+        .chats()
+        .into_iter()
+        .find(|c| c.bot_member && c.chat_mode == "group")
+        .map(|c| c.chat_id)
+        .expect("a chat with the bot")
+}
+
+fn send_text(chat_id: &str, text: &str) -> Request {
+    Request::post(
+        "send a message",
+        "/open-apis/im/v1/messages".into(),
+        json!({"receive_id": chat_id, "msg_type": "text", "content": json!({"text": text}).to_string()}),
+    )
+    .query("receive_id_type", "chat_id")
+    .pace(chat_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_cold_concurrent_calls_fetch_one_token() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    let cancel = CancellationToken::new();
+    let calls = (0..500).map(|_| {
+        let c = client.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move { c.call(get_user(IN_RANGE_USER), &cancel).await })
+    });
+    for r in futures::future::join_all(calls).await {
+        r.expect("task").expect("call succeeds");
+    }
+    assert_eq!(sb.state().count("tenant_access_token_internal"), 1);
+    assert_eq!(sb.state().count("get_user"), 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_refreshed_ahead_of_expiry_without_a_failed_call() {
+    let sb = sandbox_with(Options {
+        token_ttl_secs: 2,
+        token_renew_below_secs: 1,
+        ..Options::default()
+    })
+    .await;
+    let client = client_for(&sb);
+    let cancel = CancellationToken::new();
+    let until = Instant::now() + Duration::from_millis(4500);
+    while Instant::now() < until {
+        client
+            .call(get_user(IN_RANGE_USER), &cancel)
+            .await
+            .expect("no call fails across token expiry");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let state = sb.state();
+    assert!(
+        state.count("tenant_access_token_internal") >= 3,
+        "tokens were renewed"
+    );
+    let rejected: Vec<_> = state
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint == "get_user" && r.code != 0)
+        .collect();
+    assert!(
+        rejected.is_empty(),
+        "the sandbox never saw an expired token: {rejected:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_dropped_refetched_once_and_the_call_retried_once() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    let cancel = CancellationToken::new();
+    client
+        .call(get_user(IN_RANGE_USER), &cancel)
+        .await
+        .expect("first call");
+    assert_eq!(sb.state().revoke_tokens(None), 1);
+    sb.state().clear_requests();
+
+    client
+        .call(get_user(IN_RANGE_USER), &cancel)
+        .await
+        .expect("recovers");
+    let s = sb.state();
+    assert_eq!(s.count("tenant_access_token_internal"), 1, "one re-fetch");
+    assert_eq!(s.count("get_user"), 2, "one rejected call and one retry");
+    let seqs: Vec<_> = s
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == "get_user")
+        .map(|r| (r.code, r.token_seq))
+        .collect();
+    assert_eq!(seqs[0].0, 99991663);
+    assert_eq!(seqs[1].0, 0);
+    assert_ne!(seqs[0].1, seqs[1].1, "the retry carried the new token");
+}
+
+#[tokio::test]
+async fn a_token_still_rejected_after_the_refetch_is_not_retried_again() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    sb.state().add_fault(
+        FaultRule::new(FaultAction::LarkError {
+            code: 99991663,
+            msg: "Invalid access token for authorization.".into(),
+            status: 400,
+        })
+        .path("/open-apis/contact"),
+    );
+    let err = client
+        .call(get_user(IN_RANGE_USER), &CancellationToken::new())
+        .await
+        .expect_err("stays rejected");
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert_eq!(sb.state().count("get_user"), 2);
+    assert_eq!(sb.state().count("tenant_access_token_internal"), 2);
+}
+
+#[tokio::test]
+async fn permission_errors_never_refresh_the_token() {
+    let mut seed = Seed::default_org().expect("seed");
+    seed.scopes
+        .retain(|s| s.scope != "contact:user.id:readonly");
+    let sb = Sandbox::start(seed, Options::default(), 0)
+        .await
+        .expect("start");
+    let client = client_for(&sb);
+    let req = Request::post(
+        "look up users by email",
+        "/open-apis/contact/v3/users/batch_get_id".into(),
+        json!({"emails": ["zhang.wei@northwind.example"]}),
+    )
+    .idempotent();
+    let err = client
+        .call(req, &CancellationToken::new())
+        .await
+        .expect_err("no scope");
+    assert_eq!(err.kind, ErrorKind::MissingScope);
+    assert_eq!(err.missing_scopes(), vec!["contact:user.id:readonly"]);
+    let text = err.to_string();
+    assert!(
+        text.contains("contact:user.id:readonly")
+            && text.contains("/auth?q=contact:user.id:readonly"),
+        "{text}"
+    );
+    assert!(err.log_id.is_some());
+    assert_eq!(sb.state().count("lookup_user_by_email_or_mobile"), 1);
+    assert_eq!(sb.state().count("tenant_access_token_internal"), 1);
+}
+
+#[tokio::test]
+async fn a_429_waits_for_the_reset_then_succeeds() {
+    for status in [429u16, 400] {
+        let sb = sandbox_with(Options::default()).await;
+        let client = client_for(&sb);
+        sb.state().add_fault(
+            FaultRule::new(FaultAction::RateLimit {
+                status,
+                reset_secs: 1,
+                limit: 50,
+            })
+            .path("/open-apis/contact")
+            .times(1),
+        );
+        let started = Instant::now();
+        client
+            .call(get_user(IN_RANGE_USER), &CancellationToken::new())
+            .await
+            .expect("succeeds after the reset");
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "waited the reset (HTTP {status})"
+        );
+        assert_eq!(sb.state().count("get_user"), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_reset_beyond_the_call_budget_fails_fast_with_the_wait_named() {
+    let sb = sandbox_with(Options::default()).await;
+    let mut client_cfg = client_for(&sb).config().clone();
+    client_cfg.call_budget = Duration::from_secs(3);
+    let client = LarkClient::new(client_cfg).expect("client");
+    sb.state().add_fault(
+        FaultRule::new(FaultAction::RateLimit {
+            status: 429,
+            reset_secs: 30,
+            limit: 50,
+        })
+        .path("/open-apis/contact"),
+    );
+    let started = Instant::now();
+    let err = client
+        .call(get_user(IN_RANGE_USER), &CancellationToken::new())
+        .await
+        .expect_err("limited");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(err.kind, ErrorKind::RateLimited);
+    assert!(err.to_string().contains("resets in 30 s"), "{err}");
+}
+
+#[tokio::test]
+async fn send_limit_and_server_errors_are_retried_to_success() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    let chat = bot_chat(&sb);
+    sb.state().add_fault(
+        FaultRule::new(FaultAction::LarkError {
+            code: 230020,
+            msg: "This operation triggers the frequency limit.".into(),
+            status: 400,
+        })
+        .path("/open-apis/im/v1/messages")
+        .times(2),
+    );
+    let before = sb.state().messages(Some(&chat)).len();
+    client
+        .call(
+            send_text(&chat, "hello").dedupe_in_body(None),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("230020 retried");
+    assert_eq!(sb.state().count("send_message"), 3);
+    assert_eq!(sb.state().messages(Some(&chat)).len(), before + 1);
+
+    for status in [500u16, 502, 503, 504] {
+        sb.state().set_faults(vec![
+            FaultRule::new(FaultAction::ServerError {
+                status,
+                phase: Phase::Before,
+            })
+            .path("/open-apis/contact")
+            .times(2),
+        ]);
+        sb.state().clear_requests();
+        client
+            .call(get_user(IN_RANGE_USER), &CancellationToken::new())
+            .await
+            .expect("5xx retried");
+        assert_eq!(sb.state().count("get_user"), 3, "HTTP {status}");
+    }
+}
+
+#[tokio::test]
+async fn a_write_without_uuid_is_never_retried_after_a_server_error() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    let chat = bot_chat(&sb);
+    sb.state().add_fault(
+        FaultRule::new(FaultAction::ServerError {
+            status: 502,
+            phase: Phase::After,
+        })
+        .path("/open-apis/im/v1/messages")
+        .times(1),
+    );
+    let before = sb.state().messages(Some(&chat)).len();
+    let err = client
+        .call(send_text(&chat, "once"), &CancellationToken::new())
+        .await
+        .expect_err("outcome unknown, so not retried");
+    assert_eq!(err.kind, ErrorKind::Transient);
+    assert_eq!(sb.state().count("send_message"), 1);
+    assert_eq!(sb.state().messages(Some(&chat)).len(), before + 1);
+}
+
+#[tokio::test]
+async fn a_write_with_uuid_lands_exactly_once_under_after_commit_faults() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    let chat = bot_chat(&sb);
+    sb.state().set_faults(vec![
+        FaultRule::new(FaultAction::ServerError {
+            status: 500,
+            phase: Phase::After,
+        })
+        .path("/open-apis/im/v1/messages")
+        .times(1),
+        FaultRule::new(FaultAction::Drop {
+            phase: Phase::After,
+        })
+        .path("/open-apis/im/v1/messages")
+        .skip(1)
+        .times(1),
+        FaultRule::new(FaultAction::ServerError {
+            status: 503,
+            phase: Phase::After,
+        })
+        .path("/open-apis/im/v1/messages")
+        .skip(2)
+        .times(1),
+    ]);
+    let before = sb.state().messages(Some(&chat)).len();
+    let resp = client
+        .call(
+            send_text(&chat, "exactly once").dedupe_in_body(None),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("eventually answered");
+    let after = sb.state().messages(Some(&chat));
+    assert_eq!(after.len(), before + 1, "one message, not four");
+    assert_eq!(sb.state().count("send_message"), 4);
+    let id = resp.data()["message_id"].as_str().expect("message id");
+    assert_eq!(after.last().map(|m| m.message_id.as_str()), Some(id));
+    let uuids: Vec<_> = sb
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint == "send_message")
+        .filter_map(|r| r.body.and_then(|b| b["uuid"].as_str().map(String::from)))
+        .collect();
+    assert_eq!(uuids.len(), 4);
+    assert!(
+        uuids.iter().all(|u| u == &uuids[0]),
+        "one uuid on every retry"
+    );
+}
+
+#[tokio::test]
+async fn http_200_with_a_nonzero_code_is_an_error() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    let err = client
+        .call(get_user(LEGAL_USER), &CancellationToken::new())
+        .await
+        .expect_err("outside the range");
+    assert_eq!(err.http_status, Some(200));
+    assert_eq!(err.code, Some(41050));
+    assert_eq!(err.kind, ErrorKind::DataRange);
+}
+
+#[tokio::test]
+async fn non_json_and_cut_off_answers_are_errors_not_panics() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    sb.state().set_faults(vec![
+        FaultRule::new(FaultAction::Drop {
+            phase: Phase::Before,
+        })
+        .path("/open-apis/contact")
+        .times(10),
+    ]);
+    let err = client
+        .call(get_user(IN_RANGE_USER), &CancellationToken::new())
+        .await
+        .expect_err("dropped");
+    assert_eq!(err.kind, ErrorKind::Transient);
+    assert!(sb.state().count("get_user") >= 2, "reads are retried");
+}
+
+#[tokio::test]
+async fn path_ids_never_change_the_request_path() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    for id in [
+        "../x",
+        "a/b",
+        "%2e%2e",
+        "..%2F..%2Fauth",
+        "ou_1?user_id_type=union_id",
+        "a#b",
+    ] {
+        let _ = client.call(get_user(id), &CancellationToken::new()).await;
+    }
+    let reqs = sb.state().requests();
+    let paths: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.endpoint != "tenant_access_token_internal")
+        .collect();
+    assert_eq!(paths.len(), 6);
+    for r in &paths {
+        assert_eq!(
+            r.endpoint, "get_user",
+            "{} reached another endpoint",
+            r.path
+        );
+        assert!(
+            r.path.starts_with("/open-apis/contact/v3/users/"),
+            "{}",
+            r.path
+        );
+        assert_eq!(r.path.matches('/').count(), 5, "{}", r.path);
+        assert!(r.query.is_empty(), "{}", r.query);
+    }
+    assert!(api_path("/open-apis/contact/v3/users/{}", &[".."]).is_err());
+}
+
+#[tokio::test]
+async fn cancellation_stops_a_waiting_call() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    sb.state()
+        .add_fault(FaultRule::new(FaultAction::Latency { ms: 5000 }).path("/open-apis/contact"));
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        trigger.cancel();
+    });
+    let started = Instant::now();
+    let err = client
+        .call(get_user(IN_RANGE_USER), &cancel)
+        .await
+        .expect_err("cancelled");
+    assert_eq!(err.kind, ErrorKind::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn granted_scopes_come_from_the_app_info_with_a_fallback() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    let cancel = CancellationToken::new();
+    let scopes = client.granted_scopes(&cancel).await.expect("scopes");
+    assert!(scopes.allows_any(&["contact:user.id:readonly"]));
+    assert!(
+        !scopes.allows_any(&["im:message.urgent"]),
+        "enabled but not granted"
+    );
+    assert!(scopes.user.contains("contact:user.base:readonly"));
+
+    sb.state()
+        .set_scopes(&[], &["application:application:self_manage".into()]);
+    let scopes = client.granted_scopes(&cancel).await.expect("fallback");
+    assert!(scopes.allows_any(&["contact:user.id:readonly"]));
+    assert_eq!(sb.state().count("list_app_scope_grant_status"), 1);
+}
+
+/// Captures every log line the client and sandbox write, at TRACE.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_or_token_reaches_logs_errors_or_debug_output() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    let cancel = CancellationToken::new();
+    let mut texts = vec![format!("{client:?}")];
+    client
+        .call(get_user(IN_RANGE_USER), &cancel)
+        .await
+        .expect("call");
+    sb.state().revoke_tokens(None);
+    sb.state().add_fault(
+        FaultRule::new(FaultAction::ServerError {
+            status: 500,
+            phase: Phase::Before,
+        })
+        .path("/open-apis/contact")
+        .times(1),
+    );
+    client
+        .call(get_user(IN_RANGE_USER), &cancel)
+        .await
+        .expect("recovers");
+    texts.push(
+        client
+            .call(get_user(LEGAL_USER), &cancel)
+            .await
+            .expect_err("range")
+            .to_string(),
+    );
+
+    let mut bad = client.config().clone();
+    bad.app_secret = "wrong-secret-value".to_string().into();
+    let bad_client = LarkClient::new(bad).expect("client");
+    let err = bad_client
+        .call(get_user(IN_RANGE_USER), &cancel)
+        .await
+        .expect_err("bad secret");
+    assert_eq!(err.kind, ErrorKind::Auth);
+    texts.push(err.to_string());
+    texts.push(format!("{err:?}"));
+
+    let secret = Seed::default_org().expect("seed").app.app_secret;
+    let tokens: Vec<String> = sb
+        .state()
+        .world
+        .lock()
+        .map(|w| w.tokens.keys().cloned().collect())
+        .unwrap_or_default();
+    assert!(tokens.len() >= 2);
+    let log_text =
+        String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|e| e.into_inner())).to_string();
+    assert!(
+        log_text.contains("retrying Lark call"),
+        "logs were captured"
+    );
+    let requests = serde_json::to_string(&sb.state().requests()).expect("json");
+    for haystack in texts.iter().chain([&log_text, &requests]) {
+        assert!(!haystack.contains(&secret), "secret leaked");
+        assert!(!haystack.contains("wrong-secret-value"), "secret leaked");
+        for t in &tokens {
+            assert!(!haystack.contains(t.as_str()), "token leaked");
+        }
+    }
+}
