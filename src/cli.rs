@@ -1,8 +1,11 @@
 //! Command-line interface.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use crate::lark::{LarkConfig, LarkError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the built-in Lark Open Platform emulator on 127.0.0.1.
     Sandbox(SandboxArgs),
+    /// Check the credentials: token, bot info and granted scopes.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -27,12 +32,73 @@ pub struct SandboxArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 18080, env = "LARK_SANDBOX_PORT")]
     pub port: u16,
-    /// Seed file (JSON) with the org to serve; the built-in demo org when absent.
-    #[arg(long, env = "LARK_SANDBOX_SEED")]
-    pub seed: Option<PathBuf>,
+    #[command(flatten)]
+    pub seed: SeedArgs,
     /// Sandbox options as a JSON object, e.g. '{"token_ttl_secs":60}'.
     #[arg(long, value_parser = parse_options)]
     pub options: Option<crate::sandbox::Options>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    /// Seed file (JSON) with the org to serve; the built-in demo org when absent.
+    #[arg(long, env = "LARK_SANDBOX_SEED")]
+    pub seed: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub lark: LarkArgs,
+}
+
+/// Where and as which app to reach Lark. `--sandbox` replaces all of it with the
+/// built-in emulator and its demo app.
+#[derive(Debug, clap::Args)]
+pub struct LarkArgs {
+    /// App ID of a self-built Lark app (cli_…).
+    #[arg(long, env = "LARK_APP_ID")]
+    pub app_id: Option<String>,
+    /// App secret; prefer the environment variable, flags show up in process lists.
+    #[arg(long, env = "LARK_APP_SECRET", hide_env_values = true)]
+    pub app_secret: Option<String>,
+    /// feishu (open.feishu.cn), lark (open.larksuite.com) or a base URL.
+    #[arg(long, env = "LARK_DOMAIN", default_value = "feishu")]
+    pub domain: String,
+    /// Seconds allowed to open a connection.
+    #[arg(long, env = "LARK_CONNECT_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub connect_timeout: u64,
+    /// Seconds allowed for one HTTP request.
+    #[arg(long, env = "LARK_REQUEST_TIMEOUT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_timeout: u64,
+    /// Seconds allowed for one call, retries and rate-limit waits included.
+    #[arg(long, env = "LARK_CALL_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub call_timeout: u64,
+    /// Start the built-in sandbox in-process and use it instead of Lark.
+    #[arg(long)]
+    pub sandbox: bool,
+    #[command(flatten)]
+    pub seed: SeedArgs,
+}
+
+impl LarkArgs {
+    /// The client configuration; `base_url` and credentials override the flags (sandbox).
+    pub fn config(&self, sandbox: Option<(&str, &str, &str)>) -> Result<LarkConfig, LarkError> {
+        let mut cfg = match sandbox {
+            Some((app_id, secret, base)) => {
+                LarkConfig::new(Some(app_id), Some(secret), Some(base))?
+            }
+            None => LarkConfig::new(
+                self.app_id.as_deref(),
+                self.app_secret.as_deref(),
+                Some(&self.domain),
+            )?,
+        };
+        cfg.connect_timeout = Duration::from_secs(self.connect_timeout);
+        cfg.request_timeout = Duration::from_secs(self.request_timeout);
+        cfg.call_budget = Duration::from_secs(self.call_timeout);
+        Ok(cfg)
+    }
 }
 
 fn parse_options(s: &str) -> Result<crate::sandbox::Options, String> {
@@ -45,24 +111,22 @@ pub fn parse() -> Cli {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let code = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                    2
-                } else {
-                    0
-                };
-                let _ = e.print();
-                std::process::exit(code);
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    std::process::exit(0);
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    std::process::exit(2);
+                }
+                _ => {
+                    let text = e.to_string();
+                    let first = text.lines().next().unwrap_or("error: invalid arguments");
+                    eprintln!("{first} (see --help)");
+                    std::process::exit(2);
+                }
             }
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see --help)");
-            std::process::exit(2);
         }
     }
 }

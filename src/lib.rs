@@ -2,5 +2,6 @@
 //! built-in Lark Open Platform emulator ("sandbox") it is tested against.
 
 pub mod cli;
+pub mod commands;
 pub mod lark;
 pub mod sandbox;

@@ -89,6 +89,7 @@ pub mod codes {
     pub const GROUP_NOT_EXIST: i64 = 99992357;
     pub const MSG_INVALID_PARAM: i64 = 230001;
     pub const BOT_NOT_IN_CHAT: i64 = 230002;
+    pub const BOT_NOT_ACTIVATED: i64 = 230006;
     pub const NO_AVAILABILITY: i64 = 230013;
     pub const SEND_RATE_LIMITED: i64 = 230020;
     pub const CONTENT_TOO_LONG: i64 = 230025;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
@@ -33,11 +34,18 @@ pub async fn handle(
     State((state, ep)): State<(Arc<SandboxState>, &'static Endpoint)>,
     method: Method,
     uri: axum::http::Uri,
-    Path(params): Path<HashMap<String, String>>,
+    params: Result<Path<HashMap<String, String>>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // axum's own rejections (a path parameter that is not UTF-8, a body over the size
+    // limit) must still be Lark envelopes with a log id, like every other answer.
+    let (Path(params), body) = match (params, body) {
+        (Ok(p), Ok(b)) => (p, b),
+        (Err(e), _) => return rejected("path", e.status().as_u16(), e.body_text()),
+        (_, Err(e)) => return rejected("body", e.status().as_u16(), e.body_text()),
+    };
     let incoming = Incoming {
         method,
         path: uri.path().to_string(),
@@ -47,6 +55,12 @@ pub async fn handle(
         body,
     };
     run(&state, ep, incoming).await
+}
+
+fn rejected(field: &str, status: u16, why: String) -> Response {
+    let mut e = ApiError::field(field, "", why);
+    e.status = status;
+    render_error(e, &new_log_id(), &[])
 }
 
 enum Outcome {
@@ -241,11 +255,16 @@ fn authorize(world: &World, headers: &HeaderMap, status: u16) -> Result<u64, Api
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .unwrap_or("");
-    let token = raw
-        .strip_prefix("Bearer ")
-        .or_else(|| raw.strip_prefix("bearer "))
-        .unwrap_or(raw)
-        .trim();
+    // `raw` is trimmed, so "Bearer " with no token arrives as a bare "Bearer": that is an
+    // empty token (99991661), not a malformed one.
+    let token = if raw.eq_ignore_ascii_case("bearer") {
+        ""
+    } else {
+        raw.strip_prefix("Bearer ")
+            .or_else(|| raw.strip_prefix("bearer "))
+            .unwrap_or(raw)
+            .trim()
+    };
     if token.is_empty() {
         return Err(ApiError::new(
             status,

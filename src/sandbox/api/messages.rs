@@ -277,6 +277,13 @@ fn send_message(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
         ));
     }
     let mentions = check_content(&body.msg_type, &content)?;
+    if !world.app.bot_activated {
+        return Err(ApiError::new(
+            400,
+            codes::BOT_NOT_ACTIVATED,
+            "Bot ability is not activated.",
+        ));
+    }
     let now = call.now_ms;
 
     // A repeated uuid inside the window is answered with the message it first created. [U]

@@ -1,0 +1,3 @@
+//! Subcommands that are not the MCP server itself.
+
+pub mod check;
