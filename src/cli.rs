@@ -23,8 +23,87 @@ pub struct Cli {
 pub enum Command {
     /// Run the built-in Lark Open Platform emulator on 127.0.0.1.
     Sandbox(SandboxArgs),
-    /// Check the credentials: token, bot info and granted scopes.
+    /// Serve MCP over stdio (the default transport).
+    Serve(ServeArgs),
+    /// List the tools this configuration exposes, with their context size.
+    Tools(ToolsArgs),
+    /// Check the credentials, bot, granted scopes, and which tools are visible or hidden.
     Check(CheckArgs),
+    /// Run one tool from the shell and print its result.
+    Call(CallArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub lark: LarkArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ToolsArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CallArgs {
+    /// The tool to run, e.g. lookup_user_by_email.
+    pub tool: String,
+    /// Arguments as a JSON object.
+    #[arg(long, default_value = "{}", value_parser = parse_object)]
+    pub args: serde_json::Map<String, serde_json::Value>,
+    #[command(flatten)]
+    pub lark: LarkArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// Which tools are exposed. Fixed at start; nothing a client sends can widen it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyArgs {
+    /// Toolsets to expose (comma-separated; default all).
+    #[arg(long, env = "LARK_MCP_TOOLSETS", value_delimiter = ',')]
+    pub toolsets: Option<Vec<String>>,
+    /// Single tools to add beyond the toolsets (comma-separated).
+    #[arg(long, env = "LARK_MCP_TOOLS", value_delimiter = ',')]
+    pub tools: Vec<String>,
+    /// Tools to remove; always wins (comma-separated).
+    #[arg(long, env = "LARK_MCP_EXCLUDE_TOOLS", value_delimiter = ',')]
+    pub exclude_tools: Vec<String>,
+    /// Hide every tool that writes; always wins.
+    #[arg(long, env = "LARK_MCP_READ_ONLY")]
+    pub read_only: bool,
+    /// auto: hide tools whose scopes are not granted, expose all if scopes cannot be read;
+    /// strict: refuse to start if they cannot be read; off: do not check.
+    #[arg(long, env = "LARK_MCP_SCOPE_CHECK", value_enum, default_value = "auto")]
+    pub scope_check: crate::tools::context::ScopeCheck,
+    /// Seconds between re-reads of the granted scopes.
+    #[arg(long, env = "LARK_MCP_SCOPE_REFRESH_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub scope_refresh_secs: u64,
+}
+
+impl PolicyArgs {
+    pub fn policy(&self) -> Result<crate::tools::policy::Policy, String> {
+        crate::tools::policy::Policy::new(&crate::tools::policy::PolicyConfig {
+            toolsets: self.toolsets.clone(),
+            tools: self.tools.clone(),
+            exclude: self.exclude_tools.clone(),
+            read_only: self.read_only,
+        })
+    }
+}
+
+fn parse_object(s: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str(s) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err("--args must be a JSON object".into()),
+        Err(e) => Err(format!("--args is not valid JSON: {e}")),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +129,8 @@ pub struct SeedArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub lark: LarkArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Where and as which app to reach Lark. `--sandbox` replaces all of it with the

@@ -5,3 +5,5 @@ pub mod cli;
 pub mod commands;
 pub mod lark;
 pub mod sandbox;
+pub mod server;
+pub mod tools;

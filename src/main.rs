@@ -1,7 +1,14 @@
-use lark_mcp_server::cli::{self, Command, LarkArgs, SeedArgs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lark_mcp_server::cli::{self, Command, LarkArgs, PolicyArgs, SeedArgs};
 use lark_mcp_server::commands;
-use lark_mcp_server::lark::{LarkClient, LarkConfig};
+use lark_mcp_server::lark::LarkClient;
 use lark_mcp_server::sandbox::{Options, Sandbox, Seed};
+use lark_mcp_server::server::{LarkMcp, stdio};
+use lark_mcp_server::tools::context::ScopeCheck;
+use lark_mcp_server::tools::{Progress, Shared, ToolCtx};
+use tokio_util::sync::CancellationToken;
 
 fn init_logging() {
     // stdout is reserved for the protocol; logs go to stderr, filtered by RUST_LOG.
@@ -33,19 +40,40 @@ async fn start_sandbox(seed: Seed, options: Options, port: u16) -> Sandbox {
         .unwrap_or_else(|e| fail(1, &format!("cannot bind 127.0.0.1:{port}: {e}")))
 }
 
-/// The client configuration, with an in-process sandbox when `--sandbox` is given.
-async fn lark_config(args: &LarkArgs) -> (LarkConfig, Option<Sandbox>) {
-    if !args.sandbox {
-        let cfg = args.config(None).unwrap_or_else(|e| fail(2, &e.msg));
-        return (cfg, None);
+/// The shared server state, with an in-process sandbox when `--sandbox` is given.
+async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Option<Sandbox>) {
+    let rules = policy.policy().unwrap_or_else(|e| fail(2, &e));
+    let (cfg, sandbox) = if lark.sandbox {
+        let seed = load_seed(&lark.seed);
+        let (app_id, secret) = (seed.app.app_id.clone(), seed.app.app_secret.clone());
+        let sandbox = start_sandbox(seed, Options::default(), 0).await;
+        tracing::info!("built-in sandbox at {}", sandbox.base_url());
+        let cfg = lark
+            .config(Some((&app_id, &secret, &sandbox.base_url())))
+            .unwrap_or_else(|e| fail(2, &e.msg));
+        (cfg, Some(sandbox))
+    } else {
+        (lark.config(None).unwrap_or_else(|e| fail(2, &e.msg)), None)
+    };
+    let client = LarkClient::new(cfg).unwrap_or_else(|e| fail(2, &e.msg));
+    (
+        Arc::new(Shared::new(client, rules, policy.scope_check)),
+        sandbox,
+    )
+}
+
+/// `--scope-check strict`: the scopes must be readable before anything is served.
+async fn require_scopes(shared: &Shared) {
+    if shared.scope_check != ScopeCheck::Strict {
+        return;
     }
-    let seed = load_seed(&args.seed);
-    let (app_id, secret) = (seed.app.app_id.clone(), seed.app.app_secret.clone());
-    let sandbox = start_sandbox(seed, Options::default(), 0).await;
-    let cfg = args
-        .config(Some((&app_id, &secret, &sandbox.base_url())))
-        .unwrap_or_else(|e| fail(2, &e.msg));
-    (cfg, Some(sandbox))
+    shared.refresh_scopes(&CancellationToken::new()).await;
+    if let Some(e) = shared.scope_state().await.error {
+        fail(
+            1,
+            &format!("cannot read the app's granted scopes (--scope-check strict): {e}"),
+        );
+    }
 }
 
 #[tokio::main]
@@ -63,15 +91,57 @@ async fn main() {
             );
             tokio::select! {
                 _ = sandbox.wait() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = stdio::shutdown_signal() => {}
             }
         }
+        Command::Serve(args) => {
+            let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
+            require_scopes(&shared).await;
+            let server = LarkMcp::new(shared);
+            let stop = CancellationToken::new();
+            server.start_scope_refresh(
+                Duration::from_secs(args.policy.scope_refresh_secs),
+                stop.clone(),
+            );
+            if let Err(e) = stdio::serve(server, stop).await {
+                fail(1, &e);
+            }
+        }
+        Command::Tools(args) => {
+            let policy = args.policy.policy().unwrap_or_else(|e| fail(2, &e));
+            print!("{}", commands::tool_table::render(&policy, args.json));
+        }
         Command::Check(args) => {
-            let (cfg, _sandbox) = lark_config(&args.lark).await;
-            let client = LarkClient::new(cfg).unwrap_or_else(|e| fail(2, &e.msg));
-            match commands::check::report(&client).await {
+            let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
+            match commands::check::report(&shared).await {
                 Ok(text) => print!("{text}"),
                 Err(e) => fail(1, &e.to_string()),
+            }
+        }
+        Command::Call(args) => {
+            let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
+            require_scopes(&shared).await;
+            let server = LarkMcp::new(shared.clone());
+            let cancel = CancellationToken::new();
+            shared.refresh_scopes(&cancel).await;
+            let ctx = ToolCtx {
+                shared,
+                cancel,
+                progress: Progress::default(),
+            };
+            let result = server.call(&args.tool, args.args, ctx).await;
+            match (result.is_error, result.structured_content) {
+                (Some(false) | None, Some(v)) => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+                }
+                _ => {
+                    let text: Vec<String> = result
+                        .content
+                        .iter()
+                        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                        .collect();
+                    fail(1, &text.join("\n"));
+                }
             }
         }
     }

@@ -1,3 +1,4 @@
-//! Subcommands that are not the MCP server itself.
+//! Subcommands other than `sandbox`: each returns its text; `main` prints it.
 
 pub mod check;
+pub mod tool_table;

@@ -1,0 +1,157 @@
+//! The MCP handler. It owns no transport: stdio and HTTP sessions share one [`Shared`]
+//! (client, token cache, policy, scopes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
+    Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{RoleServer, ServerHandler};
+use tokio_util::sync::CancellationToken;
+
+use crate::lark::ErrorKind;
+use crate::tools::policy::Hidden;
+use crate::tools::{Progress, Shared, ToolCtx};
+
+pub const INSTRUCTIONS: &str = "Lark/Feishu directory and messaging. Identify people by open_id (ou_…): resolve an email or mobile with lookup_user_by_email, then use get_user / get_users for profiles. Departments use open_department_id (od-…); \"0\" is the root. If a tool fails on permissions or seems missing, get_app_status says which Lark scope the app lacks.";
+
+#[derive(Clone)]
+pub struct LarkMcp {
+    shared: Arc<Shared>,
+}
+
+impl LarkMcp {
+    pub fn new(shared: Arc<Shared>) -> LarkMcp {
+        LarkMcp { shared }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Reads the scopes now (tools/list waits for this, bounded), then every `every`.
+    pub fn start_scope_refresh(&self, every: Duration, stop: CancellationToken) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            loop {
+                shared.refresh_scopes(&stop).await;
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+
+    /// Runs a visible tool; used by `call` and by tools/call.
+    pub async fn call(
+        &self,
+        name: &str,
+        args: rmcp::model::JsonObject,
+        ctx: ToolCtx,
+    ) -> CallToolResult {
+        let Some(def) = crate::tools::find(name) else {
+            return CallToolResult::error(vec![ContentBlock::text(format!(
+                "Unknown tool `{name}`."
+            ))]);
+        };
+        let mut visible = self.shared.visibility(def).await;
+        if matches!(visible, Err(Hidden::MissingScope { .. })) {
+            // The scope may have been granted since the last read.
+            self.shared.reread_scopes_soon(&ctx.cancel).await;
+            visible = self.shared.visibility(def).await;
+        }
+        if let Err(why) = visible {
+            let app_id = &self.shared.client.config().app_id;
+            return CallToolResult::error(vec![ContentBlock::text(format!(
+                "Tool `{name}` is not available: {}.",
+                why.explain(app_id)
+            ))]);
+        }
+        let cancel = ctx.cancel.clone();
+        match def.run(ctx, args).await {
+            Ok(value) => CallToolResult::structured(value),
+            Err(e) => {
+                if e.lark
+                    .as_ref()
+                    .is_some_and(|l| l.kind == ErrorKind::MissingScope)
+                {
+                    // Lark says a scope is gone: re-read so tools/list stops offering the tool.
+                    let shared = self.shared.clone();
+                    tokio::spawn(async move { shared.reread_scopes_soon(&cancel).await });
+                }
+                CallToolResult::error(vec![ContentBlock::text(e.text)])
+            }
+        }
+    }
+}
+
+impl ServerHandler for LarkMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "lark-mcp-server",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.shared.wait_for_scopes().await;
+        let tools = self
+            .shared
+            .visible_tools()
+            .await
+            .iter()
+            .map(|d| d.tool())
+            .collect();
+        let hints = context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        Ok(ListToolsResult {
+            result_type: Some(ResultType::COMPLETE),
+            tools,
+            meta: None,
+            next_cursor: None,
+            ttl_ms: hints.then_some(0),
+            cache_scope: hints.then_some(CacheScope::Public),
+        })
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if crate::tools::find(&request.name).is_none() {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool `{}`", request.name),
+                None,
+            ));
+        }
+        let ctx = ToolCtx {
+            shared: self.shared.clone(),
+            cancel: context.ct.clone(),
+            progress: Progress::new(context.peer.clone(), context.meta.get_progress_token()),
+        };
+        let args = request.arguments.unwrap_or_default();
+        Ok(self.call(&request.name, args, ctx).await.into())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.shared.add_peer(context.peer);
+    }
+}

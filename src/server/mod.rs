@@ -1,0 +1,6 @@
+//! The MCP side: one transport-independent handler, served over stdio (and HTTP later).
+
+mod handler;
+pub mod stdio;
+
+pub use handler::{INSTRUCTIONS, LarkMcp};

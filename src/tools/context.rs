@@ -1,0 +1,214 @@
+//! What tools share (the client, the policy, the granted scopes, name caches, connected
+//! peers) and what each call gets (cancellation, progress).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rmcp::RoleServer;
+use rmcp::model::{ProgressNotificationParam, ProgressToken};
+use rmcp::service::Peer;
+use tokio::sync::{RwLock, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::names::NameCache;
+use super::policy::{Hidden, Policy};
+use super::{ToolDef, catalog};
+use crate::lark::{GrantedScopes, LarkClient};
+
+/// How the server treats the app's granted scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScopeCheck {
+    /// Read them; if that fails, warn once and expose every configured tool.
+    Auto,
+    /// Refuse to start when they cannot be read.
+    Strict,
+    /// Do not read them; expose every configured tool.
+    Off,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScopeState {
+    pub granted: Option<GrantedScopes>,
+    /// Why the last read failed, if it did.
+    pub error: Option<String>,
+    pub read_at: Option<Instant>,
+}
+
+pub struct Shared {
+    pub client: LarkClient,
+    pub policy: Policy,
+    pub scope_check: ScopeCheck,
+    pub names: NameCache,
+    scopes: RwLock<ScopeState>,
+    /// Becomes true after the first scope read (or at once when checks are off).
+    ready: watch::Sender<bool>,
+    /// tools/list waits for the first read at most until then, so a slow Lark never
+    /// stalls the handshake.
+    ready_deadline: Instant,
+    refreshing: tokio::sync::Mutex<()>,
+    peers: Mutex<Vec<Peer<RoleServer>>>,
+}
+
+/// How long tools/list may wait for the first scope read.
+pub const SCOPE_WAIT: Duration = Duration::from_secs(3);
+/// On-demand re-reads (a hidden tool was called) happen at most this often.
+const REREAD_MIN_INTERVAL: Duration = Duration::from_secs(5);
+
+impl Shared {
+    pub fn new(client: LarkClient, policy: Policy, scope_check: ScopeCheck) -> Shared {
+        let (ready, _) = watch::channel(scope_check == ScopeCheck::Off);
+        Shared {
+            client,
+            policy,
+            scope_check,
+            names: NameCache::new(Duration::from_secs(600), 10_000),
+            scopes: RwLock::new(ScopeState::default()),
+            ready,
+            ready_deadline: Instant::now() + SCOPE_WAIT,
+            refreshing: tokio::sync::Mutex::new(()),
+            peers: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub async fn scope_state(&self) -> ScopeState {
+        self.scopes.read().await.clone()
+    }
+
+    /// Waits for the first scope read, bounded by the start-up deadline.
+    pub async fn wait_for_scopes(&self) {
+        let mut rx = self.ready.subscribe();
+        let _ = tokio::time::timeout_at(self.ready_deadline, rx.wait_for(|r| *r)).await;
+    }
+
+    pub async fn visibility(&self, def: &ToolDef) -> Result<(), Hidden> {
+        let state = self.scopes.read().await;
+        self.policy.visibility(def, state.granted.as_ref())
+    }
+
+    pub async fn visible_tools(&self) -> Vec<&'static ToolDef> {
+        let state = self.scopes.read().await;
+        catalog()
+            .iter()
+            .filter(|d| self.policy.visibility(d, state.granted.as_ref()).is_ok())
+            .collect()
+    }
+
+    /// Reads the granted scopes again. Returns whether the visible tool set changed; when
+    /// it did, every connected client gets `notifications/tools/list_changed`.
+    pub async fn refresh_scopes(&self, cancel: &CancellationToken) -> bool {
+        if self.scope_check == ScopeCheck::Off {
+            return false;
+        }
+        let _one_at_a_time = self.refreshing.lock().await;
+        let result = self.client.granted_scopes(cancel).await;
+        let changed = {
+            let mut state = self.scopes.write().await;
+            let before = self.policy.visible_names(state.granted.as_ref());
+            match result {
+                Ok(granted) => {
+                    if state.error.take().is_some() {
+                        tracing::info!("granted scopes readable again");
+                    }
+                    state.granted = Some(granted);
+                }
+                Err(e) => {
+                    if state.error.is_none() {
+                        tracing::warn!(
+                            "cannot read the app's granted scopes; exposing every configured tool: {e}"
+                        );
+                    }
+                    state.error = Some(e.to_string());
+                }
+            }
+            state.read_at = Some(Instant::now());
+            before != self.policy.visible_names(state.granted.as_ref())
+        };
+        self.ready.send_replace(true);
+        if changed {
+            self.notify_tools_changed().await;
+        }
+        changed
+    }
+
+    /// A re-read on demand (a hidden tool was called, Lark said a scope is missing),
+    /// throttled so a looping agent cannot turn it into a request storm.
+    pub async fn reread_scopes_soon(&self, cancel: &CancellationToken) -> bool {
+        let recent = self
+            .scopes
+            .read()
+            .await
+            .read_at
+            .is_some_and(|t| t.elapsed() < REREAD_MIN_INTERVAL);
+        if recent {
+            return false;
+        }
+        self.refresh_scopes(cancel).await
+    }
+
+    pub fn add_peer(&self, peer: Peer<RoleServer>) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.retain(|p| !p.is_transport_closed());
+        peers.push(peer);
+    }
+
+    async fn notify_tools_changed(&self) {
+        let peers: Vec<Peer<RoleServer>> = {
+            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.retain(|p| !p.is_transport_closed());
+            peers.clone()
+        };
+        tracing::info!(
+            clients = peers.len(),
+            "visible tools changed; notifying clients"
+        );
+        for p in peers {
+            let sent =
+                tokio::time::timeout(Duration::from_secs(2), p.notify_tool_list_changed()).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                tracing::debug!("could not notify a client of the tool list change");
+            }
+        }
+    }
+}
+
+/// MCP progress for one call: a no-op when the client asked for none.
+#[derive(Clone, Default)]
+pub struct Progress {
+    target: Option<(Peer<RoleServer>, ProgressToken)>,
+}
+
+impl Progress {
+    pub fn new(peer: Peer<RoleServer>, token: Option<ProgressToken>) -> Progress {
+        Progress {
+            target: token.map(|t| (peer, t)),
+        }
+    }
+
+    pub async fn report(&self, done: u64, total: Option<u64>, message: impl Into<String>) {
+        if let Some((peer, token)) = &self.target {
+            let mut p = ProgressNotificationParam::new(token.clone(), done as f64)
+                .with_message(message.into());
+            if let Some(t) = total {
+                p = p.with_total(t as f64);
+            }
+            if peer.notify_progress(p).await.is_err() {
+                tracing::debug!("progress notification not delivered");
+            }
+        }
+    }
+}
+
+/// One tool call's context.
+#[derive(Clone)]
+pub struct ToolCtx {
+    pub shared: std::sync::Arc<Shared>,
+    pub cancel: CancellationToken,
+    pub progress: Progress,
+}
+
+impl ToolCtx {
+    pub fn client(&self) -> &LarkClient {
+        &self.shared.client
+    }
+}

@@ -1,0 +1,194 @@
+//! Every tool the server can expose, and the one catalog that drives all policy.
+//!
+//! A tool is a [`ToolDef`]: its contract (name, description, schemas, annotations), its
+//! toolset and required scopes, and a handler `fn(ToolCtx, Args) -> Result<Out, ToolError>`.
+//! Domain modules (`contact`, `meta`, …) each return their definitions; [`catalog`] joins them.
+
+pub mod contact;
+pub mod context;
+pub mod ids;
+pub mod meta;
+pub mod names;
+pub mod output;
+pub mod policy;
+pub mod schema;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub use context::{Progress, Shared, ToolCtx};
+
+use crate::lark::LarkError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Toolset {
+    Contact,
+    Meta,
+}
+
+impl Toolset {
+    pub const ALL: &'static [Toolset] = &[Toolset::Contact, Toolset::Meta];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toolset::Contact => "contact",
+            Toolset::Meta => "meta",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Toolset> {
+        Toolset::ALL.iter().copied().find(|t| t.as_str() == s)
+    }
+}
+
+/// The static facts of a tool: what policy and the contract are decided on.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolMeta {
+    pub name: &'static str,
+    pub toolset: Toolset,
+    pub title: &'static str,
+    /// When to use the tool, in one or two sentences.
+    pub description: &'static str,
+    /// Any one of these, granted to the tenant token, lets the tool work. Empty: none needed.
+    pub scopes: &'static [&'static str],
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+}
+
+/// A failure an agent can act on; becomes an `isError` result with this text.
+#[derive(Debug, Clone)]
+pub struct ToolError {
+    pub text: String,
+    /// The Lark error behind it, when there was one.
+    pub lark: Option<Box<LarkError>>,
+}
+
+impl ToolError {
+    /// A bad argument, named.
+    pub fn invalid(field: &str, why: impl std::fmt::Display) -> ToolError {
+        ToolError {
+            text: format!("Invalid argument `{field}`: {why}"),
+            lark: None,
+        }
+    }
+
+    pub fn msg(text: impl Into<String>) -> ToolError {
+        ToolError {
+            text: text.into(),
+            lark: None,
+        }
+    }
+}
+
+impl From<LarkError> for ToolError {
+    fn from(e: LarkError) -> Self {
+        ToolError {
+            text: e.to_string(),
+            lark: Some(Box::new(e)),
+        }
+    }
+}
+
+pub type ToolResult = Result<Value, ToolError>;
+type BoxFuture = Pin<Box<dyn Future<Output = ToolResult> + Send + 'static>>;
+type Runner = dyn Fn(ToolCtx, JsonObject) -> BoxFuture + Send + Sync;
+
+pub struct ToolDef {
+    pub meta: ToolMeta,
+    pub input_schema: Arc<JsonObject>,
+    pub output_schema: Arc<JsonObject>,
+    run: Arc<Runner>,
+}
+
+impl ToolDef {
+    /// Binds a handler; its argument and output types give the schemas.
+    pub fn new<A, O, Fut>(meta: ToolMeta, handler: fn(ToolCtx, A) -> Fut) -> ToolDef
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        O: Serialize + JsonSchema + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        let run = move |ctx: ToolCtx, args: JsonObject| -> BoxFuture {
+            Box::pin(async move {
+                let args: A = parse_args(args)?;
+                let out = handler(ctx, args).await?;
+                serde_json::to_value(out).map_err(|e| {
+                    ToolError::msg(format!("internal error: cannot encode the result: {e}"))
+                })
+            })
+        };
+        ToolDef {
+            meta,
+            input_schema: schema::input::<A>(),
+            output_schema: schema::output::<O>(),
+            run: Arc::new(run),
+        }
+    }
+
+    pub fn run(&self, ctx: ToolCtx, args: JsonObject) -> BoxFuture {
+        (self.run)(ctx, args)
+    }
+
+    /// The MCP tool definition clients see.
+    pub fn tool(&self) -> Tool {
+        let m = &self.meta;
+        let annotations = ToolAnnotations::with_title(m.title)
+            .read_only(m.read_only)
+            .destructive(m.destructive)
+            .idempotent(m.idempotent)
+            .open_world(true);
+        Tool::new(m.name, m.description, self.input_schema.clone())
+            .with_title(m.title)
+            .with_raw_output_schema(self.output_schema.clone())
+            .with_annotations(annotations)
+    }
+
+    /// What a client hands the model: name + description + input schema, in bytes.
+    pub fn context_bytes(&self) -> usize {
+        let schema = serde_json::to_string(&*self.input_schema)
+            .map(|s| s.len())
+            .unwrap_or(0);
+        self.meta.name.len() + self.meta.description.len() + schema
+    }
+}
+
+/// Arguments are checked strictly: unknown fields and wrong types are errors naming the field.
+fn parse_args<A: DeserializeOwned>(args: JsonObject) -> Result<A, ToolError> {
+    let value = Value::Object(args);
+    serde_path_to_error::deserialize::<_, A>(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path == "." || path.is_empty() {
+            ToolError::msg(format!("Invalid arguments: {inner}"))
+        } else {
+            ToolError::invalid(&path, inner)
+        }
+    })
+}
+
+static CATALOG: LazyLock<Vec<ToolDef>> = LazyLock::new(|| {
+    let mut all: Vec<ToolDef> = [contact::tools(), meta::tools()]
+        .into_iter()
+        .flatten()
+        .collect();
+    all.sort_by_key(|t| t.meta.name);
+    all
+});
+
+/// Every tool, sorted by name.
+pub fn catalog() -> &'static [ToolDef] {
+    &CATALOG
+}
+
+pub fn find(name: &str) -> Option<&'static ToolDef> {
+    catalog().iter().find(|t| t.meta.name == name)
+}

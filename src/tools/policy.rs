@@ -1,0 +1,222 @@
+//! Which tools are exposed: the operator's filters, fixed at start, then the app's scopes.
+//!
+//! Order: toolsets (default all) → `tools` adds single tools → `exclude` removes (always
+//! wins) → read-only hides every write (always wins) → scope gating.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::{ToolDef, ToolMeta, Toolset, catalog};
+use crate::lark::GrantedScopes;
+
+#[derive(Debug, Clone, Default)]
+pub struct PolicyConfig {
+    /// None: every toolset.
+    pub toolsets: Option<Vec<String>>,
+    pub tools: Vec<String>,
+    pub exclude: Vec<String>,
+    pub read_only: bool,
+}
+
+/// Why a tool is not exposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Hidden {
+    /// Its toolset was not selected and it was not added with `--tools`.
+    ToolsetNotSelected { toolset: &'static str },
+    /// Removed with `--exclude-tools`.
+    Excluded,
+    /// It writes, and the server runs with `--read-only`.
+    ReadOnly,
+    /// The app has none of the scopes it needs.
+    MissingScope { any_of: Vec<String> },
+}
+
+impl Hidden {
+    /// What an agent or operator reads when a hidden tool is called or listed in `check`.
+    pub fn explain(&self, app_id: &str) -> String {
+        match self {
+            Hidden::ToolsetNotSelected { toolset } => format!(
+                "the server was started without the `{toolset}` toolset (--toolsets / LARK_MCP_TOOLSETS)"
+            ),
+            Hidden::Excluded => {
+                "the operator excluded it (--exclude-tools / LARK_MCP_EXCLUDE_TOOLS)".into()
+            }
+            Hidden::ReadOnly => {
+                "the server runs read-only and this tool writes (--read-only / LARK_MCP_READ_ONLY)"
+                    .into()
+            }
+            Hidden::MissingScope { any_of } => format!(
+                "the Lark app has not been granted any of [{}]; an app admin can enable one at {} and publish a new version",
+                any_of.join(", "),
+                console_link(app_id, any_of)
+            ),
+        }
+    }
+}
+
+pub fn console_link(app_id: &str, scopes: &[String]) -> String {
+    format!(
+        "https://open.feishu.cn/app/{app_id}/auth?q={}&op_from=openapi",
+        scopes.join(",")
+    )
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    toolsets: BTreeSet<Toolset>,
+    tools: BTreeSet<String>,
+    exclude: BTreeSet<String>,
+    read_only: bool,
+}
+
+impl Policy {
+    /// Validates every name; an unknown one is an error listing the valid names.
+    pub fn new(cfg: &PolicyConfig) -> Result<Policy, String> {
+        let toolsets = match &cfg.toolsets {
+            None => Toolset::ALL.iter().copied().collect(),
+            Some(names) => {
+                let mut set = BTreeSet::new();
+                for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+                    if n == "all" {
+                        set.extend(Toolset::ALL.iter().copied());
+                        continue;
+                    }
+                    let t = Toolset::parse(n).ok_or_else(|| {
+                        let valid: Vec<&str> = Toolset::ALL.iter().map(|t| t.as_str()).collect();
+                        format!(
+                            "unknown toolset `{n}`; valid toolsets: all, {}",
+                            valid.join(", ")
+                        )
+                    })?;
+                    set.insert(t);
+                }
+                set
+            }
+        };
+        let check = |names: &[String], flag: &str| -> Result<BTreeSet<String>, String> {
+            let mut out = BTreeSet::new();
+            for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+                if super::find(n).is_none() {
+                    let valid: Vec<&str> = catalog().iter().map(|t| t.meta.name).collect();
+                    return Err(format!(
+                        "unknown tool `{n}` in {flag}; valid tools: {}",
+                        valid.join(", ")
+                    ));
+                }
+                out.insert(n.to_string());
+            }
+            Ok(out)
+        };
+        Ok(Policy {
+            toolsets,
+            tools: check(&cfg.tools, "--tools")?,
+            exclude: check(&cfg.exclude, "--exclude-tools")?,
+            read_only: cfg.read_only,
+        })
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The operator's decision alone (no scopes).
+    pub fn configured(&self, m: &ToolMeta) -> Result<(), Hidden> {
+        if !self.toolsets.contains(&m.toolset) && !self.tools.contains(m.name) {
+            return Err(Hidden::ToolsetNotSelected {
+                toolset: m.toolset.as_str(),
+            });
+        }
+        if self.exclude.contains(m.name) {
+            return Err(Hidden::Excluded);
+        }
+        if self.read_only && !m.read_only {
+            return Err(Hidden::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// The full decision. `scopes` None means they are unknown (not read, or unreadable):
+    /// the tool is then exposed, and Lark's own answer will say what is missing.
+    pub fn visibility(&self, def: &ToolDef, scopes: Option<&GrantedScopes>) -> Result<(), Hidden> {
+        self.configured(&def.meta)?;
+        match scopes {
+            Some(granted) if !granted.allows_any(def.meta.scopes) => Err(Hidden::MissingScope {
+                any_of: def.meta.scopes.iter().map(|s| s.to_string()).collect(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Names of the visible tools, sorted.
+    pub fn visible_names(&self, scopes: Option<&GrantedScopes>) -> Vec<&'static str> {
+        catalog()
+            .iter()
+            .filter(|d| self.visibility(d, scopes).is_ok())
+            .map(|d| d.meta.name)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> PolicyConfig {
+        PolicyConfig::default()
+    }
+
+    #[test]
+    fn unknown_names_list_the_valid_ones() {
+        let e = Policy::new(&PolicyConfig {
+            toolsets: Some(vec!["nope".into()]),
+            ..cfg()
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("unknown toolset `nope`") && e.contains("contact"),
+            "{e}"
+        );
+        let e = Policy::new(&PolicyConfig {
+            exclude: vec!["get_usr".into()],
+            ..cfg()
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("unknown tool `get_usr`") && e.contains("get_user"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn exclude_and_read_only_win_over_additions() {
+        let p = Policy::new(&PolicyConfig {
+            toolsets: Some(vec!["meta".into()]),
+            tools: vec!["get_user".into(), "get_users".into()],
+            exclude: vec!["get_users".into()],
+            ..cfg()
+        })
+        .unwrap();
+        let names = p.visible_names(None);
+        assert!(names.contains(&"get_user") && names.contains(&"get_app_status"));
+        assert!(!names.contains(&"get_users") && !names.contains(&"lookup_user_by_email"));
+    }
+
+    #[test]
+    fn a_tool_without_its_scope_is_hidden_with_the_scope_named() {
+        let p = Policy::new(&cfg()).unwrap();
+        let def = super::super::find("lookup_user_by_email").unwrap();
+        let none = GrantedScopes::default();
+        match p.visibility(def, Some(&none)) {
+            Err(Hidden::MissingScope { any_of }) => {
+                assert_eq!(any_of, vec!["contact:user.id:readonly"])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            p.visibility(def, None).is_ok(),
+            "unknown scopes expose the tool"
+        );
+    }
+}
