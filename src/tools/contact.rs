@@ -685,6 +685,7 @@ async fn get_department_path(ctx: ToolCtx, a: DeptArgs) -> Result<PathOut, ToolE
 // ---- user groups ------------------------------------------------------------------------
 
 #[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[schemars(inline)]
 #[serde(rename_all = "snake_case")]
 enum GroupType {
     Normal,
@@ -778,6 +779,7 @@ async fn list_user_groups(ctx: ToolCtx, a: GroupsArgs) -> Result<GroupsOut, Tool
 }
 
 #[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[schemars(inline)]
 #[serde(rename_all = "snake_case")]
 enum MemberType {
     User,

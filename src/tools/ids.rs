@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 /// How a person is identified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(inline)]
 #[serde(rename_all = "snake_case")]
 pub enum UserIdType {
     OpenId,
@@ -39,6 +40,7 @@ impl UserIdType {
 
 /// How a department is identified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(inline)]
 #[serde(rename_all = "snake_case")]
 pub enum DepartmentIdType {
     OpenDepartmentId,

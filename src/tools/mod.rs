@@ -192,3 +192,57 @@ pub fn catalog() -> &'static [ToolDef] {
 pub fn find(name: &str) -> Option<&'static ToolDef> {
     catalog().iter().find(|t| t.meta.name == name)
 }
+
+/// The reviewed contract of one tool (`tools/<name>.json`): what agents see plus the policy
+/// facts behind it.
+pub fn snapshot(def: &ToolDef) -> Value {
+    let tool = serde_json::to_value(def.tool()).unwrap_or(Value::Null);
+    serde_json::json!({
+        "name": def.meta.name,
+        "title": def.meta.title,
+        "description": def.meta.description,
+        "toolset": def.meta.toolset,
+        "required_scopes_any_of": def.meta.scopes,
+        "annotations": tool.get("annotations"),
+        "inputSchema": &*def.input_schema,
+        "outputSchema": &*def.output_schema,
+        "context_bytes": def.context_bytes(),
+    })
+}
+
+/// The README's tool table, generated from the catalog.
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| tool | toolset | access | scopes (any of) | what it is for |\n|---|---|---|---|---|\n",
+    );
+    for d in catalog() {
+        let m = &d.meta;
+        let access = if m.destructive {
+            "destructive"
+        } else if m.read_only {
+            "read-only"
+        } else if m.idempotent {
+            "write (idempotent)"
+        } else {
+            "write"
+        };
+        let scopes = if m.scopes.is_empty() {
+            "—".to_string()
+        } else {
+            m.scopes
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            m.name,
+            m.toolset.as_str(),
+            access,
+            scopes,
+            m.description.replace('|', "\\|")
+        ));
+    }
+    out
+}
