@@ -82,6 +82,13 @@ pub struct PolicyArgs {
     /// strict: refuse to start if they cannot be read; off: do not check.
     #[arg(long, env = "LARK_MCP_SCOPE_CHECK", value_enum, default_value = "auto")]
     pub scope_check: crate::tools::context::ScopeCheck,
+    /// A directory local files may be uploaded from (repeatable; none by default, which
+    /// hides the upload tools).
+    #[arg(long = "allow-read-dir", env = "LARK_MCP_ALLOW_READ_DIRS", value_delimiter = ',')]
+    pub allow_read_dirs: Vec<std::path::PathBuf>,
+    /// Where download_resource writes files (unset hides it).
+    #[arg(long, env = "LARK_MCP_DOWNLOAD_DIR")]
+    pub download_dir: Option<std::path::PathBuf>,
     /// Seconds between re-reads of the granted scopes.
     #[arg(long, env = "LARK_MCP_SCOPE_REFRESH_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub scope_refresh_secs: u64,
@@ -94,6 +101,8 @@ impl PolicyArgs {
             tools: self.tools.clone(),
             exclude: self.exclude_tools.clone(),
             read_only: self.read_only,
+            allow_read_dirs: self.allow_read_dirs.clone(),
+            download_dir: self.download_dir.clone(),
         })
     }
 }

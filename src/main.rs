@@ -106,6 +106,10 @@ async fn main() {
             if let Err(e) = stdio::serve(server, stop).await {
                 fail(1, &e);
             }
+            // tokio's stdin reader is a blocking thread that returns only when a line or EOF
+            // arrives, and the runtime waits for it on shutdown: after SIGTERM/SIGINT the
+            // process would hang until the client wrote again. Leave without waiting.
+            std::process::exit(0);
         }
         Command::Tools(args) => {
             let policy = args.policy.policy().unwrap_or_else(|e| fail(2, &e));

@@ -41,9 +41,50 @@ pub struct Request {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub body: Option<Value>,
+    /// A multipart/form-data body instead of JSON (uploads).
+    pub form: Option<Vec<FormPart>>,
+    /// The answer is a file (downloads), not a JSON envelope.
+    pub binary: bool,
     pub safety: Safety,
     /// Receiver (chat or user) whose send rate Lark limits.
     pub pace_key: Option<String>,
+}
+
+/// One multipart field; kept as data so every retry can rebuild the form.
+#[derive(Debug, Clone)]
+pub enum FormPart {
+    Text {
+        name: String,
+        value: String,
+    },
+    File {
+        name: String,
+        file_name: String,
+        mime: String,
+        bytes: bytes::Bytes,
+    },
+}
+
+fn build_form(parts: &[FormPart]) -> Result<reqwest::multipart::Form, String> {
+    let mut form = reqwest::multipart::Form::new();
+    for p in parts {
+        form = match p {
+            FormPart::Text { name, value } => form.text(name.clone(), value.clone()),
+            FormPart::File {
+                name,
+                file_name,
+                mime,
+                bytes,
+            } => {
+                let part = reqwest::multipart::Part::stream(reqwest::Body::from(bytes.clone()))
+                    .file_name(file_name.clone())
+                    .mime_str(mime)
+                    .map_err(|e| format!("bad MIME type {mime}: {e}"))?;
+                form.part(name.clone(), part)
+            }
+        };
+    }
+    Ok(form)
 }
 
 impl Request {
@@ -59,6 +100,8 @@ impl Request {
             path,
             query: Vec::new(),
             body: None,
+            form: None,
+            binary: false,
             safety,
             pace_key: None,
         }
@@ -87,6 +130,17 @@ impl Request {
 
     pub fn json(mut self, body: Value) -> Request {
         self.body = Some(body);
+        self
+    }
+
+    pub fn form(mut self, parts: Vec<FormPart>) -> Request {
+        self.form = Some(parts);
+        self
+    }
+
+    /// Expect a file back (Lark answers errors with the JSON envelope as usual).
+    pub fn binary(mut self) -> Request {
+        self.binary = true;
         self
     }
 
@@ -133,11 +187,20 @@ impl Request {
     }
 }
 
-/// A successful Lark answer (`code == 0`).
+/// A successful Lark answer (`code == 0`), or a downloaded file.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub body: Value,
     pub log_id: Option<String>,
+    pub file: Option<Download>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub bytes: bytes::Bytes,
+    pub content_type: Option<String>,
+    /// From `Content-Disposition`, when Lark sent one.
+    pub file_name: Option<String>,
 }
 
 impl Response {
@@ -286,7 +349,11 @@ impl LarkClient {
         if !req.query.is_empty() {
             rb = rb.query(&req.query);
         }
-        if let Some(body) = &req.body {
+        if let Some(parts) = &req.form {
+            let form = build_form(parts)
+                .map_err(|e| LarkError::new(ErrorKind::InvalidArgument, &req.op, e))?;
+            rb = rb.multipart(form);
+        } else if let Some(body) = &req.body {
             rb = rb
                 .header(CONTENT_TYPE, "application/json; charset=utf-8")
                 .body(body.to_string());
@@ -301,6 +368,37 @@ impl LarkClient {
             .bytes()
             .await
             .map_err(|e| transport_error(&req.op, e, cfg))?;
+        if req.binary && status == 200 {
+            let header = |n: reqwest::header::HeaderName| {
+                headers
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let content_type = header(CONTENT_TYPE);
+            if !content_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with("application/json"))
+            {
+                let file_name = header(reqwest::header::CONTENT_DISPOSITION).and_then(|d| {
+                    d.split("filename=")
+                        .nth(1)
+                        .map(|f| f.trim_matches(['"', ' ', ';']).to_string())
+                });
+                return Ok(Response {
+                    body: Value::Null,
+                    log_id: headers
+                        .get("x-tt-logid")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                    file: Some(Download {
+                        bytes,
+                        content_type,
+                        file_name,
+                    }),
+                });
+            }
+        }
         decode(&req.op, status, &headers, &bytes)
     }
 
@@ -515,7 +613,11 @@ fn decode(op: &str, status: u16, headers: &HeaderMap, bytes: &[u8]) -> Result<Re
         .and_then(|b| b.get("code"))
         .and_then(Value::as_i64);
     match (body, code) {
-        (Some(body), Some(0)) if (200..300).contains(&status) => Ok(Response { body, log_id }),
+        (Some(body), Some(0)) if (200..300).contains(&status) => Ok(Response {
+            body,
+            log_id,
+            file: None,
+        }),
         (Some(body), Some(_)) => Err(LarkError::from_envelope(
             op,
             status,

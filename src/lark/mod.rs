@@ -7,10 +7,11 @@ mod pacer;
 mod path;
 mod scopes;
 
-pub use client::{LarkClient, Request, Response, Safety};
+pub use client::{Download, FormPart, LarkClient, Request, Response, Safety};
 pub use config::{FEISHU_BASE, LARK_BASE, LarkConfig, parse_domain};
 pub use error::{Details, ErrorKind, FieldViolation, Help, LarkError, PermissionViolation};
 pub use path::api_path;
+pub use reqwest::Method;
 pub use scopes::GrantedScopes;
 
 /// A fresh dedupe key for Lark's `uuid` (≤ 50 characters).

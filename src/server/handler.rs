@@ -74,7 +74,13 @@ impl LarkMcp {
         }
         let cancel = ctx.cancel.clone();
         match def.run(ctx, args).await {
-            Ok(value) => CallToolResult::structured(value),
+            Ok(outcome) => {
+                let mut result = CallToolResult::structured(outcome.value);
+                for m in outcome.media {
+                    result.content.push(ContentBlock::image(m.base64, m.mime));
+                }
+                result
+            }
             Err(e) => {
                 if e.lark
                     .as_ref()

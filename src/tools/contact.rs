@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::ids::{DepartmentIdType, UserIdType};
 use super::output::{Department, NamedId, Person, status_word};
-use super::{ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
+use super::paging::{Paging, pages};
+use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 use crate::lark::{Request, api_path};
 
 const READ_CONTACT: &[&str] = &[
@@ -52,6 +53,7 @@ const fn read(
         read_only: true,
         destructive: false,
         idempotent: true,
+        needs: Needs::Nothing,
     }
 }
 
@@ -148,79 +150,6 @@ pub fn tools() -> Vec<ToolDef> {
             get_contact_scope,
         ),
     ]
-}
-
-// ---- paging ---------------------------------------------------------------------------
-
-/// Items fetched when `all_pages` is set and no `max_items` is given.
-const DEFAULT_CAP: usize = 500;
-const HARD_CAP: usize = 5000;
-
-struct Paging {
-    page_size: Option<u32>,
-    page_token: Option<String>,
-    all_pages: bool,
-    max_items: Option<u32>,
-}
-
-/// Fetches one page, or every page up to the cap with progress notifications.
-/// Returns the items and the token for the next page, if any remain.
-async fn pages(
-    ctx: &ToolCtx,
-    base: Request,
-    items_key: &str,
-    paging: Paging,
-    max_page: u32,
-) -> Result<(Vec<Value>, Option<String>), ToolError> {
-    if paging.page_size == Some(0) {
-        return Err(ToolError::invalid("page_size", "must be at least 1"));
-    }
-    let size = paging.page_size.unwrap_or(max_page).min(max_page);
-    let cap = if paging.all_pages {
-        (paging.max_items.map(|m| m as usize).unwrap_or(DEFAULT_CAP)).clamp(1, HARD_CAP)
-    } else {
-        size as usize
-    };
-    let mut items: Vec<Value> = Vec::new();
-    let mut token = paging.page_token;
-    let mut page = 0u64;
-    loop {
-        let req = base
-            .clone()
-            .query("page_size", size.to_string())
-            .query_opt("page_token", token.clone());
-        let resp = ctx.client().call(req, &ctx.cancel).await?;
-        let data = resp.data();
-        items.extend(
-            data.get(items_key)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-        );
-        let has_more = data.get("has_more").and_then(Value::as_bool) == Some(true);
-        token = data
-            .get("page_token")
-            .and_then(Value::as_str)
-            .filter(|t| has_more && !t.is_empty())
-            .map(String::from);
-        page += 1;
-        if paging.all_pages {
-            ctx.progress
-                .report(
-                    items.len() as u64,
-                    None,
-                    format!("fetched {} items in {page} pages", items.len()),
-                )
-                .await;
-        }
-        if !paging.all_pages || token.is_none() || items.len() >= cap {
-            break;
-        }
-    }
-    if items.len() > cap {
-        items.truncate(cap);
-    }
-    Ok((items, token))
 }
 
 // ---- people ---------------------------------------------------------------------------
@@ -365,6 +294,27 @@ async fn fetch_users(
     Ok(users)
 }
 
+/// Profiles fetched by union_id or user_id carry `leader_user_id` in that id type, which
+/// would put a union/user id without a name where outputs promise an open_id with its name;
+/// such profiles are fetched again by the open_ids they contain.
+async fn by_open_id(
+    ctx: &ToolCtx,
+    raw: Vec<Value>,
+    id_type: UserIdType,
+) -> Result<Vec<Value>, ToolError> {
+    if id_type == UserIdType::OpenId {
+        return Ok(raw);
+    }
+    let ids: Vec<String> = raw
+        .iter()
+        .filter_map(|u| u.get("open_id").and_then(Value::as_str).map(String::from))
+        .collect();
+    if ids.is_empty() {
+        return Ok(raw);
+    }
+    fetch_users(ctx, &ids, UserIdType::OpenId).await
+}
+
 /// Compact people with department and leader names filled in.
 async fn people(ctx: &ToolCtx, users: &[Value]) -> Vec<Person> {
     let (leaders, depts) = Person::referenced_ids(users);
@@ -395,6 +345,14 @@ async fn get_user(ctx: ToolCtx, a: GetUserArgs) -> Result<Person, ToolError> {
         .query("department_id_type", "open_department_id");
     let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
     let user = data.get("user").cloned().unwrap_or(Value::Null);
+    let user = if id_type == UserIdType::OpenId {
+        user
+    } else {
+        by_open_id(&ctx, vec![user], id_type)
+            .await?
+            .pop()
+            .unwrap_or(Value::Null)
+    };
     people(&ctx, std::slice::from_ref(&user))
         .await
         .pop()
@@ -433,9 +391,20 @@ async fn get_users(ctx: ToolCtx, a: GetUsersArgs) -> Result<UsersOut, ToolError>
             None => by_type.push((t, vec![id.clone()])),
         }
     }
-    let mut raw = Vec::new();
+    let mut raw: Vec<Value> = Vec::new();
     for (t, ids) in &by_type {
-        raw.extend(fetch_users(&ctx, ids, *t).await?);
+        let fetched = by_open_id(&ctx, fetch_users(&ctx, ids, *t).await?, *t).await?;
+        // The same person asked for by two of their ids is listed once.
+        for u in fetched {
+            let open_id = u.get("open_id").and_then(Value::as_str);
+            if open_id.is_none()
+                || !raw
+                    .iter()
+                    .any(|r| r.get("open_id").and_then(Value::as_str) == open_id)
+            {
+                raw.push(u);
+            }
+        }
     }
     let users = people(&ctx, &raw).await;
     let returned = |id: &String| {
@@ -495,7 +464,7 @@ async fn list_department_users(ctx: ToolCtx, a: DeptUsersArgs) -> Result<PeopleP
         all_pages: a.all_pages,
         max_items: a.max_items,
     };
-    let (raw, next) = pages(&ctx, base, "items", paging, 50).await?;
+    let (raw, next, _) = pages(&ctx, base, "items", paging, 50).await?;
     // The listing asked for the given id type; names are looked up by open ids.
     let users = people(&ctx, &raw).await;
     Ok(PeoplePage {
@@ -590,7 +559,7 @@ async fn list_departments(ctx: ToolCtx, a: ListDeptsArgs) -> Result<DeptPage, To
         max_items: a.max_items,
     };
     match pages(&ctx, base, "items", paging, 50).await {
-        Ok((raw, next)) => Ok(DeptPage {
+        Ok((raw, next, _)) => Ok(DeptPage {
             departments: departments_out(&ctx, &raw).await,
             next_page_token: next,
             note: None,
@@ -662,7 +631,7 @@ async fn get_department_path(ctx: ToolCtx, a: DeptArgs) -> Result<PathOut, ToolE
         all_pages: true,
         max_items: Some(200),
     };
-    let (raw, _) = pages(&ctx, base, "items", paging, 50).await?;
+    let (raw, _, _) = pages(&ctx, base, "items", paging, 50).await?;
     let mut path: Vec<NamedId> = raw
         .iter()
         .rev()
@@ -743,7 +712,7 @@ async fn list_user_groups(ctx: ToolCtx, a: GroupsArgs) -> Result<GroupsOut, Tool
         all_pages: a.all_pages,
         max_items: a.max_items,
     };
-    let (raw, next) = pages(&ctx, base, "grouplist", paging, 100).await?;
+    let (raw, next, _) = pages(&ctx, base, "grouplist", paging, 100).await?;
     let groups = raw
         .iter()
         .map(|g| Group {
@@ -841,7 +810,7 @@ async fn list_user_group_members(
         all_pages: a.all_pages,
         max_items: a.max_items,
     };
-    let (raw, next) = pages(&ctx, base, "memberlist", paging, 100).await?;
+    let (raw, next, _) = pages(&ctx, base, "memberlist", paging, 100).await?;
     let ids: Vec<String> = raw
         .iter()
         .filter_map(|m| m.get("member_id").and_then(Value::as_str).map(String::from))
@@ -920,29 +889,31 @@ async fn get_contact_scope(ctx: ToolCtx, _a: NoArgs) -> Result<RangeOut, ToolErr
     let group_names: HashMap<String, String> = if groups.is_empty() {
         HashMap::new()
     } else {
-        let base = Request::get(
-            "list user groups",
-            "/open-apis/contact/v3/group/simplelist".into(),
-        );
-        let paging = Paging {
-            page_size: None,
-            page_token: None,
-            all_pages: true,
-            max_items: Some(1000),
-        };
-        pages(&ctx, base, "grouplist", paging, 100)
-            .await
-            .map(|(raw, _)| {
-                raw.iter()
-                    .filter_map(|g| {
-                        Some((
-                            g.get("id")?.as_str()?.to_string(),
-                            g.get("name")?.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        // simplelist answers one group type at a time (normal by default); the range may
+        // hold dynamic groups too.
+        let mut names = HashMap::new();
+        for kind in ["1", "2"] {
+            let base = Request::get(
+                "list user groups",
+                "/open-apis/contact/v3/group/simplelist".into(),
+            )
+            .query("type", kind);
+            let paging = Paging {
+                page_size: None,
+                page_token: None,
+                all_pages: true,
+                max_items: Some(1000),
+            };
+            if let Ok((raw, _, _)) = pages(&ctx, base, "grouplist", paging, 100).await {
+                names.extend(raw.iter().filter_map(|g| {
+                    Some((
+                        g.get("id")?.as_str()?.to_string(),
+                        g.get("name")?.as_str()?.to_string(),
+                    ))
+                }));
+            }
+        }
+        names
     };
     Ok(RangeOut {
         departments: depts.iter().map(|d| NamedId::new(d, &dept_names)).collect(),

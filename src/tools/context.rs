@@ -114,9 +114,16 @@ impl Shared {
                 }
                 Err(e) => {
                     if state.error.is_none() {
-                        tracing::warn!(
-                            "cannot read the app's granted scopes; exposing every configured tool: {e}"
-                        );
+                        if state.granted.is_some() {
+                            tracing::warn!(
+                                "cannot re-read the app's granted scopes; keeping the last ones read: {e}"
+                            );
+                        } else if self.scope_check == ScopeCheck::Auto {
+                            tracing::warn!(
+                                "cannot read the app's granted scopes; exposing every configured tool: {e}"
+                            );
+                        }
+                        // Strict with nothing read yet: the caller refuses to start and says why.
                     }
                     state.error = Some(e.to_string());
                 }
@@ -124,8 +131,11 @@ impl Shared {
             state.read_at = Some(Instant::now());
             before != self.policy.visible_names(state.granted.as_ref())
         };
+        // Until the first read completes, tools/list waits for it (up to the start-up
+        // deadline), so no client has seen the list it changes unless that deadline passed.
+        let listed_before = *self.ready.borrow() || Instant::now() >= self.ready_deadline;
         self.ready.send_replace(true);
-        if changed {
+        if changed && listed_before {
             self.notify_tools_changed().await;
         }
         changed

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ToolCtx, ToolDef, ToolError, ToolMeta, Toolset, catalog};
+use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset, catalog};
 
 pub fn tools() -> Vec<ToolDef> {
     vec![ToolDef::new(
@@ -17,6 +17,7 @@ pub fn tools() -> Vec<ToolDef> {
             read_only: true,
             destructive: false,
             idempotent: true,
+            needs: Needs::Nothing,
         },
         get_app_status,
     )]

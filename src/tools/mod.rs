@@ -4,14 +4,21 @@
 //! toolset and required scopes, and a handler `fn(ToolCtx, Args) -> Result<Out, ToolError>`.
 //! Domain modules (`contact`, `meta`, …) each return their definitions; [`catalog`] joins them.
 
+pub mod chats;
+pub mod compose;
 pub mod contact;
 pub mod context;
 pub mod ids;
+pub mod markdown;
+pub mod messages;
 pub mod meta;
 pub mod names;
 pub mod output;
+pub mod paging;
 pub mod policy;
+pub mod render;
 pub mod schema;
+pub mod when;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,15 +38,24 @@ use crate::lark::LarkError;
 #[serde(rename_all = "snake_case")]
 pub enum Toolset {
     Contact,
+    Messages,
+    Chats,
     Meta,
 }
 
 impl Toolset {
-    pub const ALL: &'static [Toolset] = &[Toolset::Contact, Toolset::Meta];
+    pub const ALL: &'static [Toolset] = &[
+        Toolset::Contact,
+        Toolset::Messages,
+        Toolset::Chats,
+        Toolset::Meta,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Toolset::Contact => "contact",
+            Toolset::Messages => "messages",
+            Toolset::Chats => "chats",
             Toolset::Meta => "meta",
         }
     }
@@ -62,6 +78,17 @@ pub struct ToolMeta {
     pub read_only: bool,
     pub destructive: bool,
     pub idempotent: bool,
+    /// Operator configuration the tool cannot work without.
+    pub needs: Needs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Nothing,
+    /// `--allow-read-dir`: directories local files may be read from.
+    ReadDir,
+    /// `--download-dir`: where downloads are written.
+    DownloadDir,
 }
 
 /// A failure an agent can act on; becomes an `isError` result with this text.
@@ -98,7 +125,20 @@ impl From<LarkError> for ToolError {
     }
 }
 
-pub type ToolResult = Result<Value, ToolError>;
+/// An image returned next to the structured result, so the model can see it.
+#[derive(Debug, Clone)]
+pub struct Media {
+    pub base64: String,
+    pub mime: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub value: Value,
+    pub media: Vec<Media>,
+}
+
+pub type ToolResult = Result<Outcome, ToolError>;
 type BoxFuture = Pin<Box<dyn Future<Output = ToolResult> + Send + 'static>>;
 type Runner = dyn Fn(ToolCtx, JsonObject) -> BoxFuture + Send + Sync;
 
@@ -121,16 +161,44 @@ impl ToolDef {
             Box::pin(async move {
                 let args: A = parse_args(args)?;
                 let out = handler(ctx, args).await?;
-                serde_json::to_value(out).map_err(|e| {
-                    ToolError::msg(format!("internal error: cannot encode the result: {e}"))
+                Ok(Outcome {
+                    value: encode(out)?,
+                    media: Vec::new(),
                 })
             })
         };
+        ToolDef::build::<A, O>(meta, Arc::new(run))
+    }
+
+    /// Like [`ToolDef::new`] for handlers that may also return images.
+    pub fn with_media<A, O, Fut>(meta: ToolMeta, handler: fn(ToolCtx, A) -> Fut) -> ToolDef
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        O: Serialize + JsonSchema + 'static,
+        Fut: Future<Output = Result<(O, Vec<Media>), ToolError>> + Send + 'static,
+    {
+        let run = move |ctx: ToolCtx, args: JsonObject| -> BoxFuture {
+            Box::pin(async move {
+                let args: A = parse_args(args)?;
+                let (out, media) = handler(ctx, args).await?;
+                Ok(Outcome {
+                    value: encode(out)?,
+                    media,
+                })
+            })
+        };
+        ToolDef::build::<A, O>(meta, Arc::new(run))
+    }
+
+    fn build<A: JsonSchema + 'static, O: JsonSchema + 'static>(
+        meta: ToolMeta,
+        run: Arc<Runner>,
+    ) -> ToolDef {
         ToolDef {
             meta,
             input_schema: schema::input::<A>(),
             output_schema: schema::output::<O>(),
-            run: Arc::new(run),
+            run,
         }
     }
 
@@ -161,6 +229,11 @@ impl ToolDef {
     }
 }
 
+fn encode<O: Serialize>(out: O) -> Result<Value, ToolError> {
+    serde_json::to_value(out)
+        .map_err(|e| ToolError::msg(format!("internal error: cannot encode the result: {e}")))
+}
+
 /// Arguments are checked strictly: unknown fields and wrong types are errors naming the field.
 fn parse_args<A: DeserializeOwned>(args: JsonObject) -> Result<A, ToolError> {
     let value = Value::Object(args);
@@ -176,10 +249,15 @@ fn parse_args<A: DeserializeOwned>(args: JsonObject) -> Result<A, ToolError> {
 }
 
 static CATALOG: LazyLock<Vec<ToolDef>> = LazyLock::new(|| {
-    let mut all: Vec<ToolDef> = [contact::tools(), meta::tools()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut all: Vec<ToolDef> = [
+        contact::tools(),
+        messages::tools(),
+        chats::tools(),
+        meta::tools(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     all.sort_by_key(|t| t.meta.name);
     all
 });

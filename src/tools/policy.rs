@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::{ToolDef, ToolMeta, Toolset, catalog};
+use super::{Needs, ToolDef, ToolMeta, Toolset, catalog};
 use crate::lark::GrantedScopes;
 
 #[derive(Debug, Clone, Default)]
@@ -17,6 +17,10 @@ pub struct PolicyConfig {
     pub tools: Vec<String>,
     pub exclude: Vec<String>,
     pub read_only: bool,
+    /// Directories local files may be read from (uploads); none by default.
+    pub allow_read_dirs: Vec<std::path::PathBuf>,
+    /// Where downloads are written; downloads are off without it.
+    pub download_dir: Option<std::path::PathBuf>,
 }
 
 /// Why a tool is not exposed.
@@ -29,6 +33,8 @@ pub enum Hidden {
     Excluded,
     /// It writes, and the server runs with `--read-only`.
     ReadOnly,
+    /// It needs operator configuration that was not given.
+    NotConfigured { flag: &'static str },
     /// The app has none of the scopes it needs.
     MissingScope { any_of: Vec<String> },
 }
@@ -46,6 +52,9 @@ impl Hidden {
             Hidden::ReadOnly => {
                 "the server runs read-only and this tool writes (--read-only / LARK_MCP_READ_ONLY)"
                     .into()
+            }
+            Hidden::NotConfigured { flag } => {
+                format!("it needs the operator to start the server with {flag}")
             }
             Hidden::MissingScope { any_of } => format!(
                 "the Lark app has not been granted any of [{}]; an app admin can enable one at {} and publish a new version",
@@ -69,6 +78,8 @@ pub struct Policy {
     tools: BTreeSet<String>,
     exclude: BTreeSet<String>,
     read_only: bool,
+    allow_read_dirs: Vec<std::path::PathBuf>,
+    download_dir: Option<std::path::PathBuf>,
 }
 
 impl Policy {
@@ -114,11 +125,21 @@ impl Policy {
             tools: check(&cfg.tools, "--tools")?,
             exclude: check(&cfg.exclude, "--exclude-tools")?,
             read_only: cfg.read_only,
+            allow_read_dirs: cfg.allow_read_dirs.clone(),
+            download_dir: cfg.download_dir.clone(),
         })
     }
 
     pub fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    pub fn allow_read_dirs(&self) -> &[std::path::PathBuf] {
+        &self.allow_read_dirs
+    }
+
+    pub fn download_dir(&self) -> Option<&std::path::Path> {
+        self.download_dir.as_deref()
     }
 
     /// The operator's decision alone (no scopes).
@@ -134,7 +155,15 @@ impl Policy {
         if self.read_only && !m.read_only {
             return Err(Hidden::ReadOnly);
         }
-        Ok(())
+        match m.needs {
+            Needs::ReadDir if self.allow_read_dirs.is_empty() => Err(Hidden::NotConfigured {
+                flag: "--allow-read-dir (LARK_MCP_ALLOW_READ_DIRS)",
+            }),
+            Needs::DownloadDir if self.download_dir.is_none() => Err(Hidden::NotConfigured {
+                flag: "--download-dir (LARK_MCP_DOWNLOAD_DIR)",
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The full decision. `scopes` None means they are unknown (not read, or unreadable):

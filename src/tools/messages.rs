@@ -1,0 +1,1239 @@
+//! Toolset `messages`: send, reply, edit, recall and forward messages; read history;
+//! reactions, pins and read receipts; upload and download files.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use chrono::Utc;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::compose::{ReceiverType, compose, with_content};
+use super::output::NamedId;
+use super::paging::{Paging, pages};
+use super::render::{MessageOut, iso_time, people_in, render};
+use super::{Media, Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset, when};
+use crate::lark::{FormPart, Method, Request, api_path};
+
+const SEND: &[&str] = &["im:message", "im:message:send_as_bot", "im:message:send"];
+const UPDATE: &[&str] = &["im:message", "im:message:send_as_bot", "im:message:update"];
+const RECALL: &[&str] = &["im:message", "im:message:recall", "im:message:send_as_bot"];
+const READ: &[&str] = &["im:message", "im:message:readonly"];
+const HISTORY: &[&str] = &[
+    "im:message",
+    "im:message:readonly",
+    "im:message.history:readonly",
+];
+const REACT: &[&str] = &["im:message", "im:message.reactions:write_only"];
+const REACTIONS_READ: &[&str] = &["im:message.reactions:read", "im:message:readonly"];
+const PIN: &[&str] = &[
+    "im:message",
+    "im:message.pins:write_only",
+    "im:message:send_as_bot",
+];
+const UNPIN: &[&str] = &["im:message", "im:message.pins:write_only"];
+const PINS_READ: &[&str] = &["im:message", "im:message.pins:read", "im:message:readonly"];
+const RESOURCES: &[&str] = &["im:resource", "im:resource:upload"];
+
+const IMAGE_LIMIT: u64 = 10 * 1024 * 1024;
+const FILE_LIMIT: u64 = 30 * 1024 * 1024;
+/// Images up to this size are also returned as MCP image content.
+const INLINE_IMAGE_LIMIT: usize = 1024 * 1024;
+
+#[allow(clippy::too_many_arguments)]
+const fn meta(
+    name: &'static str,
+    title: &'static str,
+    description: &'static str,
+    scopes: &'static [&'static str],
+    read_only: bool,
+    destructive: bool,
+    idempotent: bool,
+    needs: Needs,
+) -> ToolMeta {
+    ToolMeta {
+        name,
+        toolset: Toolset::Messages,
+        title,
+        description,
+        scopes,
+        read_only,
+        destructive,
+        idempotent,
+        needs,
+    }
+}
+
+pub fn tools() -> Vec<ToolDef> {
+    use Needs::Nothing;
+    vec![
+        ToolDef::new(
+            meta(
+                "send_message",
+                "Send a message",
+                "Send a message to a person (open_id, union_id, user_id or email) or a chat (chat_id) as the bot. Give exactly one of text, markdown, card, image_key, file_key, share_chat, share_user.",
+                SEND,
+                false,
+                false,
+                false,
+                Nothing,
+            ),
+            send_message,
+        ),
+        ToolDef::new(
+            meta(
+                "reply_message",
+                "Reply to a message",
+                "Reply to a message, optionally in its thread; same content forms as send_message.",
+                SEND,
+                false,
+                false,
+                false,
+                Nothing,
+            ),
+            reply_message,
+        ),
+        ToolDef::new(
+            meta(
+                "edit_message",
+                "Edit a message",
+                "Replace the content of a message the bot sent: text or markdown, or a card for card messages.",
+                UPDATE,
+                false,
+                false,
+                true,
+                Nothing,
+            ),
+            edit_message,
+        ),
+        ToolDef::new(
+            meta(
+                "recall_message",
+                "Recall a message",
+                "Recall (delete for everyone) a message the bot sent.",
+                RECALL,
+                false,
+                true,
+                true,
+                Nothing,
+            ),
+            recall_message,
+        ),
+        ToolDef::new(
+            meta(
+                "forward_message",
+                "Forward a message",
+                "Forward a message to a person, chat or thread.",
+                &["im:message"],
+                false,
+                false,
+                false,
+                Nothing,
+            ),
+            forward_message,
+        ),
+        ToolDef::new(
+            meta(
+                "get_message",
+                "Get a message",
+                "Get one message, rendered as text with its sender's name.",
+                READ,
+                true,
+                false,
+                true,
+                Nothing,
+            ),
+            get_message,
+        ),
+        ToolDef::new(
+            meta(
+                "list_messages",
+                "Read chat history",
+                "Read messages in a chat or thread, newest first by default; since/until take ISO 8601 or spans like 30m, 24h, 7d, today.",
+                HISTORY,
+                true,
+                false,
+                true,
+                Nothing,
+            ),
+            list_messages,
+        ),
+        ToolDef::new(
+            meta(
+                "add_reaction",
+                "React to a message",
+                "Add an emoji reaction (e.g. THUMBSUP, OK, DONE, SMILE) to a message.",
+                REACT,
+                false,
+                false,
+                false,
+                Nothing,
+            ),
+            add_reaction,
+        ),
+        ToolDef::new(
+            meta(
+                "list_reactions",
+                "List reactions",
+                "List the reactions on a message and who added them.",
+                REACTIONS_READ,
+                true,
+                false,
+                true,
+                Nothing,
+            ),
+            list_reactions,
+        ),
+        ToolDef::new(
+            meta(
+                "remove_reaction",
+                "Remove a reaction",
+                "Remove a reaction the bot added (reaction_id from add_reaction or list_reactions).",
+                REACT,
+                false,
+                true,
+                true,
+                Nothing,
+            ),
+            remove_reaction,
+        ),
+        ToolDef::new(
+            meta(
+                "pin_message",
+                "Pin a message",
+                "Pin a message in its chat.",
+                PIN,
+                false,
+                false,
+                true,
+                Nothing,
+            ),
+            pin_message,
+        ),
+        ToolDef::new(
+            meta(
+                "unpin_message",
+                "Unpin a message",
+                "Remove a message's pin.",
+                UNPIN,
+                false,
+                true,
+                true,
+                Nothing,
+            ),
+            unpin_message,
+        ),
+        ToolDef::new(
+            meta(
+                "list_pins",
+                "List pinned messages",
+                "List a chat's pinned messages, newest pin first.",
+                PINS_READ,
+                true,
+                false,
+                true,
+                Nothing,
+            ),
+            list_pins,
+        ),
+        ToolDef::new(
+            meta(
+                "get_read_users",
+                "Who read a message",
+                "List who has read a message the bot sent in the last 7 days.",
+                &["im:message", "im:message:readonly"],
+                true,
+                false,
+                true,
+                Nothing,
+            ),
+            get_read_users,
+        ),
+        ToolDef::new(
+            meta(
+                "upload_image",
+                "Upload an image",
+                "Upload a local image (from an allowed directory) to get an image_key for send_message.",
+                RESOURCES,
+                false,
+                false,
+                false,
+                Needs::ReadDir,
+            ),
+            upload_image,
+        ),
+        ToolDef::new(
+            meta(
+                "upload_file",
+                "Upload a file",
+                "Upload a local file (from an allowed directory) to get a file_key for send_message.",
+                RESOURCES,
+                false,
+                false,
+                false,
+                Needs::ReadDir,
+            ),
+            upload_file,
+        ),
+        ToolDef::with_media(
+            meta(
+                "download_resource",
+                "Download a message's file",
+                "Save an image or file from a message into the download directory; small images are also shown to you.",
+                HISTORY,
+                false,
+                false,
+                true,
+                Needs::DownloadDir,
+            ),
+            download_resource,
+        ),
+    ]
+}
+
+fn message_path(template: &str, id: &str) -> Result<String, ToolError> {
+    api_path(template, &[id]).map_err(|e| ToolError::invalid("message_id", e.msg))
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Sent {
+    message_id: String,
+    chat_id: String,
+    time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thread_id: Option<String>,
+}
+
+fn sent(data: &Value) -> Sent {
+    let s = |k: &str| {
+        data.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    Sent {
+        message_id: s("message_id"),
+        chat_id: s("chat_id"),
+        time: iso_time(&data["create_time"]),
+        thread_id: data
+            .get("thread_id")
+            .and_then(Value::as_str)
+            .map(String::from),
+    }
+}
+
+with_content! {
+    struct SendArgs {
+        /// open_id (ou_…), union_id (on_…), user_id, email, or chat_id (oc_…).
+        to: String,
+        /// Inferred from `to` when omitted.
+        to_type: Option<ReceiverType>,
+        /// Retrying with the same key never sends twice (Lark dedupes for 1 hour).
+        idempotency_key: Option<String>,
+    }
+}
+
+fn check_key(key: &Option<String>) -> Result<(), ToolError> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > 50 => Err(ToolError::invalid(
+            "idempotency_key",
+            "must be 1–50 characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn send_message(ctx: ToolCtx, mut a: SendArgs) -> Result<Sent, ToolError> {
+    check_key(&a.idempotency_key)?;
+    if a.to.trim().is_empty() {
+        return Err(ToolError::invalid("to", "must not be empty"));
+    }
+    let kind = ReceiverType::resolve(a.to_type, &a.to);
+    let msg = compose(&ctx, a.content()).await?;
+    let req = Request::post(
+        "send message",
+        "/open-apis/im/v1/messages".into(),
+        json!({"receive_id": a.to, "msg_type": msg.msg_type, "content": msg.content}),
+    )
+    .query("receive_id_type", kind.as_str())
+    .dedupe_in_body(a.idempotency_key)
+    .pace(a.to.clone());
+    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    Ok(sent(&data))
+}
+
+with_content! {
+    struct ReplyArgs {
+        /// The message to reply to (om_…).
+        message_id: String,
+        /// Reply inside the message's thread.
+        #[serde(default)]
+        in_thread: bool,
+        /// Retrying with the same key never sends twice (Lark dedupes for 1 hour).
+        idempotency_key: Option<String>,
+    }
+}
+
+async fn reply_message(ctx: ToolCtx, mut a: ReplyArgs) -> Result<Sent, ToolError> {
+    check_key(&a.idempotency_key)?;
+    let msg = compose(&ctx, a.content()).await?;
+    let path = message_path("/open-apis/im/v1/messages/{}/reply", &a.message_id)?;
+    let req = Request::post(
+        "reply to message",
+        path,
+        json!({"msg_type": msg.msg_type, "content": msg.content, "reply_in_thread": a.in_thread}),
+    )
+    .dedupe_in_body(a.idempotency_key)
+    .pace(a.message_id.clone());
+    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    Ok(sent(&data))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct EditArgs {
+    /// The bot's message to edit (om_…).
+    message_id: String,
+    /// New plain text.
+    text: Option<String>,
+    /// New markdown (becomes a rich-text post).
+    markdown: Option<String>,
+    /// New card, for card messages (the card must allow updates).
+    card: Option<Value>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Done {
+    message_id: String,
+    ok: bool,
+}
+
+async fn edit_message(ctx: ToolCtx, a: EditArgs) -> Result<Done, ToolError> {
+    let path = message_path("/open-apis/im/v1/messages/{}", &a.message_id)?;
+    let choice = super::compose::ContentChoice {
+        text: a.text,
+        markdown: a.markdown,
+        card: a.card,
+        ..Default::default()
+    };
+    let msg = compose(&ctx, choice).await?;
+    let req = if msg.msg_type == "interactive" {
+        Request::new("update card message", Method::PATCH, path)
+            .json(json!({"content": msg.content}))
+    } else {
+        Request::new("edit message", Method::PUT, path)
+            .json(json!({"msg_type": msg.msg_type, "content": msg.content}))
+    };
+    ctx.client().call(req.idempotent(), &ctx.cancel).await?;
+    Ok(Done {
+        message_id: a.message_id,
+        ok: true,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct MessageIdArgs {
+    /// The message (om_…).
+    message_id: String,
+}
+
+async fn recall_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<Done, ToolError> {
+    let path = message_path("/open-apis/im/v1/messages/{}", &a.message_id)?;
+    ctx.client()
+        .call(
+            Request::new("recall message", Method::DELETE, path).idempotent(),
+            &ctx.cancel,
+        )
+        .await?;
+    Ok(Done {
+        message_id: a.message_id,
+        ok: true,
+    })
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+#[schemars(inline)]
+enum ForwardTarget {
+    OpenId,
+    UnionId,
+    UserId,
+    Email,
+    ChatId,
+    ThreadId,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ForwardArgs {
+    /// The message to forward (om_…).
+    message_id: String,
+    /// open_id, union_id, user_id, email, chat_id (oc_…) or thread_id (omt_…).
+    to: String,
+    /// Inferred from `to` when omitted.
+    to_type: Option<ForwardTarget>,
+    /// Retrying with the same key never forwards twice.
+    idempotency_key: Option<String>,
+}
+
+async fn forward_message(ctx: ToolCtx, a: ForwardArgs) -> Result<Sent, ToolError> {
+    check_key(&a.idempotency_key)?;
+    let kind = match a.to_type {
+        Some(ForwardTarget::ThreadId) => "thread_id",
+        None if a.to.starts_with("omt_") => "thread_id",
+        Some(ForwardTarget::OpenId) => "open_id",
+        Some(ForwardTarget::UnionId) => "union_id",
+        Some(ForwardTarget::UserId) => "user_id",
+        Some(ForwardTarget::Email) => "email",
+        Some(ForwardTarget::ChatId) => "chat_id",
+        None => ReceiverType::resolve(None, &a.to).as_str(),
+    };
+    let path = message_path("/open-apis/im/v1/messages/{}/forward", &a.message_id)?;
+    let req = Request::post("forward message", path, json!({"receive_id": a.to}))
+        .query("receive_id_type", kind)
+        .dedupe_in_query(a.idempotency_key)
+        .pace(a.to.clone());
+    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    Ok(sent(&data))
+}
+
+/// The bot's display name, for messages it sent.
+async fn bot_name(ctx: &ToolCtx) -> String {
+    const KEY: &str = "app:bot";
+    if let Some(n) = ctx.shared.names.get(KEY) {
+        return n;
+    }
+    let name = ctx
+        .client()
+        .bot_info(&ctx.cancel)
+        .await
+        .ok()
+        .and_then(|b| b.get("app_name").and_then(Value::as_str).map(String::from))
+        .unwrap_or_default();
+    ctx.shared.names.put(KEY, &name);
+    name
+}
+
+async fn render_all(ctx: &ToolCtx, raw: &[Value]) -> Vec<MessageOut> {
+    let names = ctx.shared.names.users(ctx, &people_in(raw)).await;
+    let bot = bot_name(ctx).await;
+    raw.iter().map(|m| render(m, &names, &bot)).collect()
+}
+
+async fn get_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<MessageOut, ToolError> {
+    let path = message_path("/open-apis/im/v1/messages/{}", &a.message_id)?;
+    let req = Request::get("get message", path).query("user_id_type", "open_id");
+    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let items = data
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    render_all(&ctx, &items[..items.len().min(1)])
+        .await
+        .pop()
+        .ok_or_else(|| ToolError::msg("get message failed: Lark returned no message"))
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[schemars(inline)]
+enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    /// The chat (oc_…); give this or thread_id.
+    chat_id: Option<String>,
+    /// The thread (omt_…); give this or chat_id.
+    thread_id: Option<String>,
+    /// Earliest send time: ISO 8601, or a span back from now (30m, 24h, 7d), today, yesterday.
+    since: Option<String>,
+    /// Latest send time, same forms.
+    until: Option<String>,
+    /// newest_first (default) or oldest_first.
+    order: Option<Order>,
+    /// Items per page, 1–50.
+    page_size: Option<u32>,
+    /// next_page_token from the previous call.
+    page_token: Option<String>,
+    /// Fetch every page (up to max_items).
+    #[serde(default)]
+    all_pages: bool,
+    /// Cap for all_pages (default 500).
+    max_items: Option<u32>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct MessagesOut {
+    messages: Vec<MessageOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+async fn list_messages(ctx: ToolCtx, a: ListArgs) -> Result<MessagesOut, ToolError> {
+    let (kind, id) = match (&a.chat_id, &a.thread_id) {
+        (Some(c), None) => ("chat", c.clone()),
+        (None, Some(t)) => ("thread", t.clone()),
+        _ => return Err(ToolError::msg("Give exactly one of chat_id or thread_id.")),
+    };
+    let now = Utc::now();
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| when::parse(s, now))
+        .transpose()
+        .map_err(|e| ToolError::invalid("since", e))?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| when::parse(s, now))
+        .transpose()
+        .map_err(|e| ToolError::invalid("until", e))?;
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        return Err(ToolError::invalid("since", "is after until"));
+    }
+    let order = a.order.unwrap_or(Order::NewestFirst);
+    let mut base = Request::get("list messages", "/open-apis/im/v1/messages".into())
+        .query("container_id_type", kind)
+        .query("container_id", id)
+        .query(
+            "sort_type",
+            if order == Order::NewestFirst {
+                "ByCreateTimeDesc"
+            } else {
+                "ByCreateTimeAsc"
+            },
+        );
+    // Lark takes a window only for chats; threads are filtered here.
+    if kind == "chat" {
+        base = base
+            .query_opt("start_time", since.map(|t| t.timestamp().to_string()))
+            .query_opt("end_time", until.map(|t| t.timestamp().to_string()));
+    }
+    let paging = Paging {
+        page_size: a.page_size,
+        page_token: a.page_token,
+        all_pages: a.all_pages,
+        max_items: a.max_items,
+    };
+    let (mut raw, next, _) = pages(
+        &ctx,
+        base.query("user_id_type", "open_id"),
+        "items",
+        paging,
+        50,
+    )
+    .await?;
+    if kind == "thread" {
+        let ms = |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.timestamp_millis());
+        let (lo, hi) = (ms(since), ms(until));
+        raw.retain(|m| {
+            let t = m["create_time"]
+                .as_str()
+                .and_then(|x| x.parse::<i64>().ok())
+                .unwrap_or(0);
+            lo.is_none_or(|lo| t >= lo) && hi.is_none_or(|hi| t <= hi)
+        });
+    }
+    Ok(MessagesOut {
+        messages: render_all(&ctx, &raw).await,
+        next_page_token: next,
+    })
+}
+
+// ---- reactions ---------------------------------------------------------------------------
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ReactArgs {
+    /// The message (om_…).
+    message_id: String,
+    /// Lark emoji key, e.g. THUMBSUP, OK, DONE, SMILE, HEART, CLAP.
+    emoji: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Reaction {
+    reaction_id: String,
+    emoji: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<NamedId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
+}
+
+fn reaction(r: &Value, names: &std::collections::HashMap<String, String>) -> Reaction {
+    let by = r["operator"]["operator_id"]
+        .as_str()
+        .map(|id| NamedId::new(id, names));
+    Reaction {
+        reaction_id: r["reaction_id"].as_str().unwrap_or("").to_string(),
+        emoji: r["reaction_type"]["emoji_type"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        by,
+        time: r.get("action_time").map(iso_time),
+    }
+}
+
+async fn add_reaction(ctx: ToolCtx, a: ReactArgs) -> Result<Reaction, ToolError> {
+    if a.emoji.trim().is_empty() {
+        return Err(ToolError::invalid("emoji", "must not be empty"));
+    }
+    let path = message_path("/open-apis/im/v1/messages/{}/reactions", &a.message_id)?;
+    let req = Request::post(
+        "add reaction",
+        path,
+        json!({"reaction_type": {"emoji_type": a.emoji}}),
+    );
+    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    Ok(reaction(&data, &Default::default()))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListReactionsArgs {
+    /// The message (om_…).
+    message_id: String,
+    /// Only this emoji key.
+    emoji: Option<String>,
+    /// Items per page, 1–50.
+    page_size: Option<u32>,
+    /// next_page_token from the previous call.
+    page_token: Option<String>,
+    /// Fetch every page (up to max_items).
+    #[serde(default)]
+    all_pages: bool,
+    /// Cap for all_pages (default 500).
+    max_items: Option<u32>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct ReactionsOut {
+    reactions: Vec<Reaction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+async fn list_reactions(ctx: ToolCtx, a: ListReactionsArgs) -> Result<ReactionsOut, ToolError> {
+    let path = message_path("/open-apis/im/v1/messages/{}/reactions", &a.message_id)?;
+    let base = Request::get("list reactions", path)
+        .query("user_id_type", "open_id")
+        .query_opt("reaction_type", a.emoji);
+    let paging = Paging {
+        page_size: a.page_size,
+        page_token: a.page_token,
+        all_pages: a.all_pages,
+        max_items: a.max_items,
+    };
+    let (raw, next, _) = pages(&ctx, base, "items", paging, 50).await?;
+    let people: Vec<String> = raw
+        .iter()
+        .filter(|r| r["operator"]["operator_type"] == "user")
+        .filter_map(|r| r["operator"]["operator_id"].as_str().map(String::from))
+        .collect();
+    let names = ctx.shared.names.users(&ctx, &people).await;
+    Ok(ReactionsOut {
+        reactions: raw.iter().map(|r| reaction(r, &names)).collect(),
+        next_page_token: next,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RemoveReactionArgs {
+    /// The message (om_…).
+    message_id: String,
+    /// From add_reaction or list_reactions.
+    reaction_id: String,
+}
+
+async fn remove_reaction(ctx: ToolCtx, a: RemoveReactionArgs) -> Result<Done, ToolError> {
+    let path = api_path(
+        "/open-apis/im/v1/messages/{}/reactions/{}",
+        &[&a.message_id, &a.reaction_id],
+    )
+    .map_err(|e| ToolError::invalid("reaction_id", e.msg))?;
+    ctx.client()
+        .call(
+            Request::new("remove reaction", Method::DELETE, path).idempotent(),
+            &ctx.cancel,
+        )
+        .await?;
+    Ok(Done {
+        message_id: a.message_id,
+        ok: true,
+    })
+}
+
+// ---- pins and read receipts -----------------------------------------------------------
+
+#[derive(Serialize, JsonSchema)]
+struct Pin {
+    message_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chat_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<NamedId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
+}
+
+fn pin(p: &Value, names: &std::collections::HashMap<String, String>) -> Pin {
+    Pin {
+        message_id: p["message_id"].as_str().unwrap_or("").to_string(),
+        chat_id: p["chat_id"].as_str().map(String::from),
+        by: p["operator_id"].as_str().map(|id| NamedId::new(id, names)),
+        time: p.get("create_time").map(iso_time),
+    }
+}
+
+async fn pin_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<Pin, ToolError> {
+    if a.message_id.trim().is_empty() {
+        return Err(ToolError::invalid("message_id", "must not be empty"));
+    }
+    let req = Request::post(
+        "pin message",
+        "/open-apis/im/v1/pins".into(),
+        json!({"message_id": a.message_id}),
+    )
+    .idempotent();
+    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    Ok(pin(&data["pin"], &Default::default()))
+}
+
+async fn unpin_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<Done, ToolError> {
+    let path = message_path("/open-apis/im/v1/pins/{}", &a.message_id)?;
+    ctx.client()
+        .call(
+            Request::new("unpin message", Method::DELETE, path).idempotent(),
+            &ctx.cancel,
+        )
+        .await?;
+    Ok(Done {
+        message_id: a.message_id,
+        ok: true,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PinsArgs {
+    /// The chat (oc_…).
+    chat_id: String,
+    /// Pinned at or after: ISO 8601 or a span back from now (7d).
+    since: Option<String>,
+    /// Pinned at or before, same forms.
+    until: Option<String>,
+    /// Items per page, 1–50.
+    page_size: Option<u32>,
+    /// next_page_token from the previous call.
+    page_token: Option<String>,
+    /// Fetch every page (up to max_items).
+    #[serde(default)]
+    all_pages: bool,
+    /// Cap for all_pages (default 500).
+    max_items: Option<u32>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct PinsOut {
+    pins: Vec<Pin>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+async fn list_pins(ctx: ToolCtx, a: PinsArgs) -> Result<PinsOut, ToolError> {
+    let now = Utc::now();
+    let ms = |field: &str, v: Option<&str>| -> Result<Option<String>, ToolError> {
+        v.map(|s| when::parse(s, now).map(|t| t.timestamp_millis().to_string()))
+            .transpose()
+            .map_err(|e| ToolError::invalid(field, e))
+    };
+    let base = Request::get("list pins", "/open-apis/im/v1/pins".into())
+        .query("chat_id", a.chat_id.clone())
+        .query_opt("start_time", ms("since", a.since.as_deref())?)
+        .query_opt("end_time", ms("until", a.until.as_deref())?);
+    let paging = Paging {
+        page_size: a.page_size,
+        page_token: a.page_token,
+        all_pages: a.all_pages,
+        max_items: a.max_items,
+    };
+    let (raw, next, _) = pages(&ctx, base, "items", paging, 50).await?;
+    let people: Vec<String> = raw
+        .iter()
+        .filter(|p| p["operator_id_type"] != "app_id")
+        .filter_map(|p| p["operator_id"].as_str().map(String::from))
+        .collect();
+    let names = ctx.shared.names.users(&ctx, &people).await;
+    Ok(PinsOut {
+        pins: raw.iter().map(|p| pin(p, &names)).collect(),
+        next_page_token: next,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ReadUsersArgs {
+    /// A message the bot sent in the last 7 days (om_…).
+    message_id: String,
+    /// Items per page, 1–100.
+    page_size: Option<u32>,
+    /// next_page_token from the previous call.
+    page_token: Option<String>,
+    /// Fetch every page (up to max_items).
+    #[serde(default)]
+    all_pages: bool,
+    /// Cap for all_pages (default 500).
+    max_items: Option<u32>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Reader {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_at: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct ReadersOut {
+    readers: Vec<Reader>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+async fn get_read_users(ctx: ToolCtx, a: ReadUsersArgs) -> Result<ReadersOut, ToolError> {
+    let path = message_path("/open-apis/im/v1/messages/{}/read_users", &a.message_id)?;
+    let base = Request::get("list message readers", path).query("user_id_type", "open_id");
+    let paging = Paging {
+        page_size: a.page_size,
+        page_token: a.page_token,
+        all_pages: a.all_pages,
+        max_items: a.max_items,
+    };
+    let (raw, next, _) = pages(&ctx, base, "items", paging, 100).await?;
+    let ids: Vec<String> = raw
+        .iter()
+        .filter_map(|r| r["user_id"].as_str().map(String::from))
+        .collect();
+    let names = ctx.shared.names.users(&ctx, &ids).await;
+    let readers = raw
+        .iter()
+        .map(|r| {
+            let id = r["user_id"].as_str().unwrap_or("").to_string();
+            Reader {
+                name: names.get(&id).cloned(),
+                id,
+                read_at: r.get("timestamp").map(iso_time),
+            }
+        })
+        .collect();
+    Ok(ReadersOut {
+        readers,
+        next_page_token: next,
+    })
+}
+
+// ---- files ---------------------------------------------------------------------------------
+
+/// Resolves `path` (symlinks included) and refuses it unless it lies inside an allowed directory.
+fn allowed_file(ctx: &ToolCtx, path: &str, limit: u64) -> Result<(PathBuf, u64), ToolError> {
+    let dirs = ctx.shared.policy.allow_read_dirs();
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| ToolError::invalid("path", format!("cannot open {path}: {e}")))?;
+    let inside = dirs
+        .iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .any(|d| real.starts_with(&d));
+    if !inside {
+        let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        return Err(ToolError::invalid(
+            "path",
+            format!(
+                "{path} is outside the directories this server may read ({}); nothing was uploaded",
+                list.join(", ")
+            ),
+        ));
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| ToolError::invalid("path", e))?;
+    if !meta.is_file() {
+        return Err(ToolError::invalid("path", "is not a regular file"));
+    }
+    if meta.len() == 0 || meta.len() > limit {
+        return Err(ToolError::invalid(
+            "path",
+            format!(
+                "is {} bytes; Lark accepts 1 byte to {} MB here",
+                meta.len(),
+                limit / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok((real, meta.len()))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upload".into())
+}
+
+fn extension(p: &Path) -> String {
+    p.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct UploadArgs {
+    /// Absolute path of a local file inside an allowed directory.
+    path: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Uploaded {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_key: Option<String>,
+    bytes: u64,
+}
+
+async fn upload_image(ctx: ToolCtx, a: UploadArgs) -> Result<Uploaded, ToolError> {
+    let (path, size) = allowed_file(&ctx, &a.path, IMAGE_LIMIT)?;
+    let mime = match extension(&path).as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "bmp" => "image/bmp",
+        "ico" => "image/x-icon",
+        "tif" | "tiff" => "image/tiff",
+        "heic" => "image/heic",
+        other => {
+            return Err(ToolError::invalid(
+                "path",
+                format!(
+                    "`.{other}` is not an image type Lark accepts (png, jpg, gif, webp, bmp, ico, tiff, heic)"
+                ),
+            ));
+        }
+    };
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| ToolError::invalid("path", e))?;
+    let req = Request::new(
+        "upload image",
+        Method::POST,
+        "/open-apis/im/v1/images".into(),
+    )
+    .form(vec![
+        FormPart::Text {
+            name: "image_type".into(),
+            value: "message".into(),
+        },
+        FormPart::File {
+            name: "image".into(),
+            file_name: file_name(&path),
+            mime: mime.into(),
+            bytes: bytes.into(),
+        },
+    ])
+    .idempotent();
+    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    Ok(Uploaded {
+        image_key: data["image_key"].as_str().map(String::from),
+        file_key: None,
+        bytes: size,
+    })
+}
+
+async fn upload_file(ctx: ToolCtx, a: UploadArgs) -> Result<Uploaded, ToolError> {
+    let (path, size) = allowed_file(&ctx, &a.path, FILE_LIMIT)?;
+    let file_type = match extension(&path).as_str() {
+        "opus" => "opus",
+        "mp4" => "mp4",
+        "pdf" => "pdf",
+        "doc" | "docx" => "doc",
+        "xls" | "xlsx" => "xls",
+        "ppt" | "pptx" => "ppt",
+        _ => "stream",
+    };
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| ToolError::invalid("path", e))?;
+    let req = Request::new("upload file", Method::POST, "/open-apis/im/v1/files".into())
+        .form(vec![
+            FormPart::Text {
+                name: "file_type".into(),
+                value: file_type.into(),
+            },
+            FormPart::Text {
+                name: "file_name".into(),
+                value: file_name(&path),
+            },
+            FormPart::File {
+                name: "file".into(),
+                file_name: file_name(&path),
+                mime: "application/octet-stream".into(),
+                bytes: bytes.into(),
+            },
+        ])
+        .idempotent();
+    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    Ok(Uploaded {
+        image_key: None,
+        file_key: data["file_key"].as_str().map(String::from),
+        bytes: size,
+    })
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[schemars(inline)]
+enum ResourceKind {
+    Image,
+    File,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DownloadArgs {
+    /// The message holding the resource (om_…).
+    message_id: String,
+    /// image_key or file_key from the message (get_message lists them).
+    file_key: String,
+    /// image or file; inferred from the key (img_… is an image) when omitted.
+    kind: Option<ResourceKind>,
+    /// File name to save as inside the download directory.
+    save_as: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Downloaded {
+    path: String,
+    bytes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
+    /// Whether the image is also attached for you to see.
+    shown: bool,
+}
+
+/// A file name that stays inside the download directory.
+fn safe_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_control() || ":*?\"<>|".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches(|c: char| c == '.' || c.is_whitespace());
+    if trimmed.is_empty() {
+        "download".into()
+    } else {
+        trimmed.chars().take(120).collect()
+    }
+}
+
+async fn download_resource(
+    ctx: ToolCtx,
+    a: DownloadArgs,
+) -> Result<(Downloaded, Vec<Media>), ToolError> {
+    let Some(dir) = ctx.shared.policy.download_dir() else {
+        return Err(ToolError::msg(
+            "Downloads are off: the server was started without --download-dir.",
+        ));
+    };
+    let kind = a.kind.unwrap_or(if a.file_key.starts_with("img_") {
+        ResourceKind::Image
+    } else {
+        ResourceKind::File
+    });
+    let path = api_path(
+        "/open-apis/im/v1/messages/{}/resources/{}",
+        &[&a.message_id, &a.file_key],
+    )
+    .map_err(|e| ToolError::invalid("file_key", e.msg))?;
+    let req = Request::get("download message resource", path)
+        .query(
+            "type",
+            if kind == ResourceKind::Image {
+                "image"
+            } else {
+                "file"
+            },
+        )
+        .binary();
+    let resp = ctx.client().call(req, &ctx.cancel).await?;
+    let Some(file) = resp.file else {
+        return Err(ToolError::msg(
+            "download failed: Lark answered without a file",
+        ));
+    };
+    let name = safe_name(
+        a.save_as
+            .as_deref()
+            .or(file.file_name.as_deref())
+            .unwrap_or(&a.file_key),
+    );
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| ToolError::msg(format!("cannot create {}: {e}", dir.display())))?;
+    let target = dir.join(&name);
+    tokio::fs::write(&target, &file.bytes)
+        .await
+        .map_err(|e| ToolError::msg(format!("cannot write {}: {e}", target.display())))?;
+    let mime = file.content_type.clone().unwrap_or_default();
+    let show = kind == ResourceKind::Image
+        && mime.starts_with("image/")
+        && file.bytes.len() <= INLINE_IMAGE_LIMIT;
+    let media = if show {
+        vec![Media {
+            base64: base64::engine::general_purpose::STANDARD.encode(&file.bytes),
+            mime: mime.clone(),
+        }]
+    } else {
+        Vec::new()
+    };
+    Ok((
+        Downloaded {
+            path: target.display().to_string(),
+            bytes: file.bytes.len(),
+            content_type: file.content_type,
+            shown: show,
+        },
+        media,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_cannot_escape_the_directory() {
+        assert_eq!(safe_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_name("..\\x.png"), "x.png");
+        assert_eq!(safe_name(".."), "download");
+        assert_eq!(safe_name("报告 Q3.pdf"), "报告 Q3.pdf");
+        assert_eq!(safe_name("a:b?.txt"), "a_b_.txt");
+    }
+}
