@@ -39,6 +39,76 @@ pub struct ServeArgs {
     pub lark: LarkArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// Streamable HTTP (and legacy SSE) instead of stdio.
+#[derive(Debug, clap::Args)]
+pub struct HttpArgs {
+    /// Serve MCP over HTTP at /mcp (legacy SSE at /sse) instead of stdio.
+    #[arg(long)]
+    pub http: bool,
+    /// Address to listen on; anything but loopback requires --auth-token.
+    #[arg(long, env = "LARK_MCP_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port (0 picks a free one; the URL is logged).
+    #[arg(long, env = "LARK_MCP_PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// Bearer token every HTTP client must send (at least 16 characters).
+    #[arg(long, env = "LARK_MCP_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Browser origin allowed to call (repeatable; default localhost and 127.0.0.1, any port).
+    #[arg(
+        long = "allowed-origin",
+        env = "LARK_MCP_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Host header value allowed (repeatable; default localhost, 127.0.0.1, ::1).
+    #[arg(
+        long = "allowed-host",
+        env = "LARK_MCP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Largest request body accepted (bytes).
+    #[arg(long, env = "LARK_MCP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most sessions open at once.
+    #[arg(long, env = "LARK_MCP_MAX_SESSIONS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sessions: u64,
+    /// Seconds after which an idle session is closed.
+    #[arg(long, env = "LARK_MCP_SESSION_IDLE_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_idle_secs: u64,
+    /// Seconds SIGTERM waits for in-flight calls before closing.
+    #[arg(long, env = "LARK_MCP_DRAIN_SECS", default_value_t = 10)]
+    pub drain_secs: u64,
+}
+
+impl HttpArgs {
+    pub fn options(&self) -> crate::server::http::HttpOptions {
+        use crate::server::http::HttpOptions;
+        HttpOptions {
+            host: self.host,
+            port: self.port,
+            auth_token: self.auth_token.clone().map(Into::into),
+            allowed_origins: if self.allowed_origins.is_empty() {
+                HttpOptions::default_origins()
+            } else {
+                self.allowed_origins.clone()
+            },
+            allowed_hosts: if self.allowed_hosts.is_empty() {
+                HttpOptions::default_hosts()
+            } else {
+                self.allowed_hosts.clone()
+            },
+            max_body_bytes: self.max_body_bytes,
+            max_sessions: self.max_sessions as usize,
+            session_idle: std::time::Duration::from_secs(self.session_idle_secs),
+            drain: std::time::Duration::from_secs(self.drain_secs),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,7 +154,11 @@ pub struct PolicyArgs {
     pub scope_check: crate::tools::context::ScopeCheck,
     /// A directory local files may be uploaded from (repeatable; none by default, which
     /// hides the upload tools).
-    #[arg(long = "allow-read-dir", env = "LARK_MCP_ALLOW_READ_DIRS", value_delimiter = ',')]
+    #[arg(
+        long = "allow-read-dir",
+        env = "LARK_MCP_ALLOW_READ_DIRS",
+        value_delimiter = ','
+    )]
     pub allow_read_dirs: Vec<std::path::PathBuf>,
     /// Where download_resource writes files (unset hides it).
     #[arg(long, env = "LARK_MCP_DOWNLOAD_DIR")]

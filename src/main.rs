@@ -5,7 +5,7 @@ use lark_mcp_server::cli::{self, Command, LarkArgs, PolicyArgs, SeedArgs};
 use lark_mcp_server::commands;
 use lark_mcp_server::lark::LarkClient;
 use lark_mcp_server::sandbox::{Options, Sandbox, Seed};
-use lark_mcp_server::server::{LarkMcp, stdio};
+use lark_mcp_server::server::{LarkMcp, http, stdio};
 use lark_mcp_server::tools::context::ScopeCheck;
 use lark_mcp_server::tools::{Progress, Shared, ToolCtx};
 use tokio_util::sync::CancellationToken;
@@ -95,6 +95,10 @@ async fn main() {
             }
         }
         Command::Serve(args) => {
+            let http = args.http.http.then(|| args.http.options());
+            if let Some(Err(e)) = http.as_ref().map(|h| h.check()) {
+                fail(2, &e);
+            }
             let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
             require_scopes(&shared).await;
             let server = LarkMcp::new(shared);
@@ -103,7 +107,12 @@ async fn main() {
                 Duration::from_secs(args.policy.scope_refresh_secs),
                 stop.clone(),
             );
-            if let Err(e) = stdio::serve(server, stop).await {
+            let served = match http {
+                Some(opts) => http::serve(server, opts, None).await,
+                None => stdio::serve(server, stop.clone()).await,
+            };
+            stop.cancel();
+            if let Err(e) = served {
                 fail(1, &e);
             }
             // tokio's stdin reader is a blocking thread that returns only when a line or EOF

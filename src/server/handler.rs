@@ -17,7 +17,7 @@ use crate::lark::ErrorKind;
 use crate::tools::policy::Hidden;
 use crate::tools::{Progress, Shared, ToolCtx};
 
-pub const INSTRUCTIONS: &str = "Lark/Feishu directory and messaging. Identify people by open_id (ou_…): resolve an email or mobile with lookup_user_by_email, then use get_user / get_users for profiles. Departments use open_department_id (od-…); \"0\" is the root. If a tool fails on permissions or seems missing, get_app_status says which Lark scope the app lacks.";
+pub const INSTRUCTIONS: &str = "Lark/Feishu directory and messaging, acting as the app's bot. People are identified by open_id (ou_…): resolve an email with lookup_user_by_email before messaging or fetching someone. send_message takes an email, open_id or chat_id (oc_…) and one content form (text, markdown, card, …); list_messages reads a chat's history with since/until like 24h or 7d. Departments use open_department_id (od-…), \"0\" is the root. If a tool fails on permissions or seems missing, get_app_status says which Lark scope the app lacks.";
 
 #[derive(Clone)]
 pub struct LarkMcp {
@@ -73,6 +73,7 @@ impl LarkMcp {
             ))]);
         }
         let cancel = ctx.cancel.clone();
+        let _running = self.shared.begin_call();
         match def.run(ctx, args).await {
             Ok(outcome) => {
                 let mut result = CallToolResult::structured(outcome.value);

@@ -48,6 +48,25 @@ pub struct Shared {
     ready_deadline: Instant,
     refreshing: tokio::sync::Mutex<()>,
     peers: Mutex<Vec<Peer<RoleServer>>>,
+    /// Tool calls running now, for a graceful shutdown.
+    in_flight: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one running tool call; dropped when the call ends.
+pub struct CallGuard<'a>(&'a Shared);
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        if self
+            .0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// How long tools/list may wait for the first scope read.
@@ -68,6 +87,25 @@ impl Shared {
             ready_deadline: Instant::now() + SCOPE_WAIT,
             refreshing: tokio::sync::Mutex::new(()),
             peers: Mutex::new(Vec::new()),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn begin_call(&self) -> CallGuard<'_> {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        CallGuard(self)
+    }
+
+    /// Resolves once no tool call is running.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
         }
     }
 
