@@ -224,10 +224,8 @@ async fn every_response_carries_a_log_id_and_errors_repeat_it() {
         .get(token, "/open-apis/contact/v3/nowhere/at/all", &[])
         .await;
     unknown_path.err(404, 99991201);
-    // The send endpoint is POST only.
-    let wrong_method = s
-        .get(token, MESSAGES_PATH, &[("receive_id_type", "chat_id")])
-        .await;
+    // The image upload endpoint is POST only.
+    let wrong_method = s.get(token, "/open-apis/im/v1/images", &[]).await;
     wrong_method.err(405, 99991301);
     let bad_secret = s.tenant_token_with(APP_ID, "x").await;
     bad_secret.err(400, 10014);

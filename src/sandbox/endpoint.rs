@@ -33,6 +33,8 @@ pub struct Endpoint {
     /// Any one of these, granted for the tenant token, allows the call. Empty: no scope needed.
     pub scopes: &'static [&'static str],
     pub handler: Handler,
+    /// Largest accepted request body; `None` keeps axum's default (2 MB). Uploads raise it.
+    pub body_limit: Option<usize>,
 }
 
 impl Endpoint {
@@ -50,7 +52,13 @@ impl Endpoint {
             auth: Auth::Tenant,
             scopes,
             handler,
+            body_limit: None,
         }
+    }
+
+    pub const fn with_body_limit(mut self, bytes: usize) -> Endpoint {
+        self.body_limit = Some(bytes);
+        self
     }
 
     pub const fn without_token(mut self) -> Endpoint {
@@ -66,6 +74,8 @@ pub struct Call<'a> {
     pub path: HashMap<String, String>,
     pub query: Vec<(String, String)>,
     pub body: Bytes,
+    /// The request's `Content-Type` header (multipart uploads need its boundary).
+    pub content_type: Option<String>,
     pub options: &'a Options,
     pub now_ms: u64,
 }

@@ -94,6 +94,64 @@ pub mod codes {
     pub const SEND_RATE_LIMITED: i64 = 230020;
     pub const CONTENT_TOO_LONG: i64 = 230025;
     pub const APP_NOT_INSTALLED: i64 = 212100;
+
+    // ---- im v1: messages (all HTTP 400) ----
+    pub const MSG_RECALL_WINDOW_PASSED: i64 = 230009;
+    pub const MSG_RECALLED: i64 = 230011;
+    pub const BOT_NOT_SENDER: i64 = 230012;
+    pub const TOPIC_NOT_EXIST: i64 = 230019;
+    pub const NO_RECALL_PERMISSION: i64 = 230026;
+    pub const LACK_PERMISSIONS: i64 = 230027;
+    pub const CARD_UPDATE_WINDOW_PASSED: i64 = 230031;
+    pub const READ_USERS_WINDOW_PASSED: i64 = 230033;
+    pub const PIN_CHAT_NOT_EXIST: i64 = 230045;
+    pub const PIN_RATE_LIMITED: i64 = 230047;
+    pub const MSG_TYPE_NOT_SUPPORTED: i64 = 230054;
+    pub const OPERATOR_NOT_SENDER: i64 = 230071;
+    pub const EDIT_LIMIT_REACHED: i64 = 230072;
+    /// A card without `config.update_multi: true`. [U] the sub-code Lark puts in `msg`.
+    pub const CARD_CONTENT_FAILED: i64 = 230099;
+    /// Also what an unknown (never existed) message id gets. [U] 230001 / 230110.
+    pub const MSG_DELETED: i64 = 230110;
+
+    // ---- im v1: reactions ----
+    pub const REACTION_TYPE_INVALID: i64 = 231001;
+    pub const REACTION_NO_PERMISSION: i64 = 231002;
+    pub const REACTION_MSG_NOT_FOUND: i64 = 231003;
+    pub const REACTION_NOT_OWN: i64 = 231007;
+    pub const REACTION_NO_ACCESS: i64 = 231008;
+    pub const REACTION_NOT_OF_MESSAGE: i64 = 231010;
+    pub const REACTION_ID_INVALID: i64 = 231011;
+    pub const REACTION_PAGE_TOKEN_INVALID: i64 = 231012;
+    pub const REACTION_USER_ID_TYPE_INVALID: i64 = 231014;
+    pub const REACTION_MSG_TYPE_NOT_SUPPORTED: i64 = 231017;
+
+    // ---- im v1: chats ----
+    pub const CHAT_INVALID_PARAM: i64 = 232001;
+    pub const CHAT_ID_INVALID: i64 = 232006;
+    pub const CHAT_TYPE_NOT_SUPPORTED: i64 = 232008;
+    pub const CHAT_DISSOLVED: i64 = 232009;
+    pub const OPERATOR_NOT_IN_CHAT: i64 = 232011;
+    pub const CHAT_NO_PERMISSION: i64 = 232014;
+    pub const MEMBER_ID_TYPE_INVALID: i64 = 232015;
+    pub const NOT_CHAT_OWNER: i64 = 232017;
+    pub const USERS_NOT_VISIBLE: i64 = 232024;
+    pub const CHAT_BOT_NOT_ACTIVATED: i64 = 232025;
+    pub const EXTERNAL_CHAT_FORBIDDEN: i64 = 232033;
+
+    // ---- im v1: images and files ----
+    pub const RES_INVALID_PARAM: i64 = 234001;
+    pub const RES_FILE_NOT_IN_MSG: i64 = 234003;
+    pub const RES_APP_NOT_IN_CHAT: i64 = 234004;
+    /// Unknown image or file key. [U] for files (documented for images).
+    pub const RES_NOT_FOUND: i64 = 234005;
+    pub const RES_TOO_LARGE: i64 = 234006;
+    pub const RES_BOT_NOT_ACTIVATED: i64 = 234007;
+    pub const RES_NOT_SENDER: i64 = 234008;
+    pub const RES_EMPTY: i64 = 234010;
+    pub const RES_IMAGE_FORMAT: i64 = 234011;
+    /// Cards, merge-forwards and (here) stickers. [U] stickers.
+    pub const RES_MSG_TYPE_NOT_SUPPORTED: i64 = 234043;
 }
 
 /// `YYYYMMDDhhmmss` + 16 hex digits, the shape of Lark's log ids.
@@ -165,8 +223,7 @@ pub fn render_reply(reply: Reply, log_id: &str) -> Response {
             if let Ok(v) = HeaderValue::from_str(&content_type) {
                 headers.insert(header::CONTENT_TYPE, v);
             }
-            let disposition = format!("attachment; filename=\"{}\"", file_name.replace('"', ""));
-            if let Ok(v) = HeaderValue::from_str(&disposition) {
+            if let Ok(v) = HeaderValue::from_str(&content_disposition(&file_name)) {
                 headers.insert(header::CONTENT_DISPOSITION, v);
             }
             if let Ok(v) = HeaderValue::from_str(log_id) {
@@ -175,6 +232,28 @@ pub fn render_reply(reply: Reply, log_id: &str) -> Response {
             resp
         }
     }
+}
+
+/// `attachment; filename="…"`, with an RFC 5987 `filename*` for names that are not ASCII
+/// (header values must be visible ASCII, and Lark's file names are often Chinese).
+fn content_disposition(file_name: &str) -> String {
+    let ascii: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .filter(|c| *c != '"' && *c != '\\')
+        .collect();
+    if ascii == file_name {
+        return format!("attachment; filename=\"{ascii}\"");
+    }
+    let encoded =
+        percent_encoding::utf8_percent_encode(file_name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 /// `http200_codes` lists business errors this sandbox answers with HTTP 200 (as some Lark
@@ -216,5 +295,21 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_414), (2025, 11, 22));
         assert_eq!(new_log_id().len(), 30);
+    }
+
+    #[test]
+    fn content_disposition_keeps_non_ascii_names() {
+        assert_eq!(
+            content_disposition("a b.pdf"),
+            "attachment; filename=\"a b.pdf\""
+        );
+        assert_eq!(
+            content_disposition("方案.xlsx"),
+            "attachment; filename=\"__.xlsx\"; filename*=UTF-8''%E6%96%B9%E6%A1%88%2Exlsx"
+        );
+        assert_eq!(
+            content_disposition("x\"y.txt"),
+            "attachment; filename=\"xy.txt\"; filename*=UTF-8''x%22y%2Etxt"
+        );
     }
 }

@@ -216,7 +216,10 @@ pub fn router(state: Arc<SandboxState>) -> Router {
     let mut by_path: BTreeMap<&'static str, MethodRouter> = BTreeMap::new();
     for ep in api::all_endpoints() {
         let filter = MethodFilter::try_from(ep.method.clone()).unwrap_or(MethodFilter::GET);
-        let route = on(filter, pipeline::handle).with_state((state.clone(), ep));
+        let mut route = on(filter, pipeline::handle).with_state((state.clone(), ep));
+        if let Some(limit) = ep.body_limit {
+            route = route.layer(axum::extract::DefaultBodyLimit::max(limit));
+        }
         let merged = match by_path.remove(ep.path) {
             Some(existing) => existing.merge(route),
             None => route,

@@ -21,6 +21,13 @@ pub struct Options {
     pub send_qps_per_receiver: u32,
     /// How long a message `uuid` dedupes (Lark: 1 h).
     pub uuid_ttl_secs: u64,
+    /// Largest `im/v1/files` upload (234006 above it). [U] 30 MB.
+    pub file_upload_max_bytes: u64,
+    /// The tenant's recall window for the bot's own messages (Lark default: 24 h, 230009).
+    pub recall_window_secs: u64,
+    /// Seeded read receipts: the other chat members have read a bot message this long
+    /// after it was sent (`read_users`). 0: at once.
+    pub read_receipt_delay_secs: u64,
     /// Added before every `/open-apis` response.
     pub latency_ms: u64,
     /// Per-endpoint requests per second before 429/99991400 (Lark: 50/s on most APIs). 0 disables.
@@ -39,6 +46,9 @@ impl Default for Options {
             http200_codes: vec![super::envelope::codes::USER_OUT_OF_RANGE],
             send_qps_per_receiver: 5,
             uuid_ttl_secs: 3600,
+            file_upload_max_bytes: 30 * 1024 * 1024,
+            recall_window_secs: 24 * 3600,
+            read_receipt_delay_secs: 60,
             latency_ms: 0,
             qps_limit_per_endpoint: 0,
             record_limit: 20_000,

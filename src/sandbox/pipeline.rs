@@ -144,6 +144,11 @@ async fn run(state: &SandboxState, ep: &'static Endpoint, req: Incoming) -> Resp
                     path: req.params,
                     query: parse_query(req.query.as_deref()),
                     body: req.body.clone(),
+                    content_type: req
+                        .headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
                     options: &options,
                     now_ms: now_ms(),
                 };

@@ -1,6 +1,7 @@
-//! The sandbox's mutable state: tokens, the directory, chats and messages.
+//! The sandbox's mutable state: tokens, the directory, chats and messages, and what
+//! im v1 hangs off them (reactions, pins, uploaded resources).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -53,6 +54,206 @@ pub struct Chat {
     /// For p2p chats: the user on the other side of the bot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p2p_user: Option<String>,
+    pub avatar: String,
+    /// `zh_cn` / `en_us` / `ja_jp` names.
+    pub i18n_names: BTreeMap<String, String>,
+    pub settings: ChatSettings,
+    /// open_ids of the user managers (admins).
+    pub user_managers: Vec<String>,
+    /// Whether this app's bot is a chat manager.
+    pub bot_manager: bool,
+    /// Created by this app through `POST im/v1/chats` (the "creator bot" of Lark's rules).
+    pub created_by_bot: bool,
+    pub dissolved: bool,
+}
+
+/// A group's settings as `GET im/v1/chats/:chat_id` reports them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatSettings {
+    pub add_member_permission: String,
+    pub share_card_permission: String,
+    pub at_all_permission: String,
+    pub edit_permission: String,
+    pub join_message_visibility: String,
+    pub leave_message_visibility: String,
+    pub membership_approval: String,
+    pub moderation_permission: String,
+    pub urgent_setting: String,
+    pub video_conference_setting: String,
+    pub hide_member_count_setting: String,
+    /// `chat` or `thread`.
+    pub group_message_type: String,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        let all = || "all_members".to_string();
+        ChatSettings {
+            add_member_permission: all(),
+            share_card_permission: "allowed".into(),
+            at_all_permission: all(),
+            edit_permission: all(),
+            join_message_visibility: all(),
+            leave_message_visibility: all(),
+            membership_approval: "no_approval_required".into(),
+            moderation_permission: all(),
+            urgent_setting: all(),
+            video_conference_setting: all(),
+            hide_member_count_setting: all(),
+            group_message_type: "chat".into(),
+        }
+    }
+}
+
+impl Chat {
+    /// A chat with default settings; the caller fills in what differs.
+    pub fn new(chat_id: String, owner: String, create_time_ms: u64) -> Chat {
+        Chat {
+            avatar: avatar_url(&chat_id),
+            chat_id,
+            name: String::new(),
+            description: String::new(),
+            owner,
+            chat_type: "private".into(),
+            chat_mode: "group".into(),
+            bot_member: true,
+            members: Vec::new(),
+            create_time_ms,
+            p2p_user: None,
+            i18n_names: BTreeMap::new(),
+            settings: ChatSettings::default(),
+            user_managers: Vec::new(),
+            bot_manager: false,
+            created_by_bot: false,
+            dissolved: false,
+        }
+    }
+}
+
+/// The avatar URL Lark would serve for a chat (deterministic per chat).
+pub fn avatar_url(chat_id: &str) -> String {
+    format!(
+        "https://s1-imfile.feishucdn.com/static-resource/v1/v3_{:08x}_chat_avatar~?image_size=100x100",
+        fnv1a(chat_id)
+    )
+}
+
+/// FNV-1a: stable across runs, for deterministic ids and seeded data.
+pub fn fnv1a(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// An emoji reaction on a message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reaction {
+    pub reaction_id: String,
+    pub message_id: String,
+    /// open_id of a user, or the app id for the bot.
+    pub operator_id: String,
+    pub operator_is_bot: bool,
+    pub emoji_type: String,
+    pub action_time_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pin {
+    pub message_id: String,
+    pub chat_id: String,
+    /// open_id of a user, or the app id for the bot.
+    pub operator_id: String,
+    pub operator_is_bot: bool,
+    pub create_time_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Image,
+    File,
+}
+
+/// Bytes behind an image_key / file_key: uploaded by this app or seeded for seeded messages.
+#[derive(Debug, Clone)]
+pub struct StoredResource {
+    pub kind: ResourceKind,
+    pub bytes: Vec<u8>,
+    pub content_type: String,
+    pub file_name: String,
+    /// Uploaded through `im/v1/images` / `im/v1/files` by this app.
+    pub uploaded_by_app: bool,
+    /// `message` / `avatar` for images; the `file_type` for files.
+    pub sub_type: String,
+}
+
+/// A resource a message refers to: what `messages/:id/resources/:key` may serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRef {
+    pub key: String,
+    pub kind: ResourceKind,
+    pub file_name: Option<String>,
+}
+
+/// The image and file keys inside a message's content (post `img`/`media` elements included).
+pub fn message_resources(msg_type: &str, content: &str) -> Vec<ResourceRef> {
+    let Ok(v) = serde_json::from_str::<Value>(content) else {
+        return Vec::new();
+    };
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+    };
+    let mut out = Vec::new();
+    let mut push = |key: Option<String>, kind: ResourceKind, file_name: Option<String>| {
+        if let Some(key) = key {
+            out.push(ResourceRef {
+                key,
+                kind,
+                file_name,
+            });
+        }
+    };
+    match msg_type {
+        "image" => push(s(&v, "image_key"), ResourceKind::Image, None),
+        "file" | "audio" | "sticker" => {
+            push(s(&v, "file_key"), ResourceKind::File, s(&v, "file_name"))
+        }
+        "media" => {
+            push(s(&v, "file_key"), ResourceKind::File, s(&v, "file_name"));
+            push(s(&v, "image_key"), ResourceKind::Image, None);
+        }
+        "post" => {
+            // Read form `{title, content}` or send form `{zh_cn: {title, content}}`.
+            let bodies: Vec<&Value> = if v.get("content").is_some() {
+                vec![&v]
+            } else {
+                v.as_object().into_iter().flat_map(|o| o.values()).collect()
+            };
+            for body in bodies {
+                let paras = body.get("content").and_then(Value::as_array);
+                for el in paras
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_array)
+                    .flatten()
+                {
+                    match el.get("tag").and_then(Value::as_str) {
+                        Some("img") => push(s(el, "image_key"), ResourceKind::Image, None),
+                        Some("media") => {
+                            push(s(el, "file_key"), ResourceKind::File, None);
+                            push(s(el, "image_key"), ResourceKind::Image, None);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +279,8 @@ pub struct Message {
     pub updated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
+    /// Successful `PUT im/v1/messages/:id` edits (Lark allows 20).
+    pub edit_count: u32,
 }
 
 pub struct World {
@@ -95,26 +298,32 @@ pub struct World {
     pub uuids: HashMap<String, (String, u64)>,
     /// Receiver → send times within the last second.
     pub send_windows: HashMap<String, VecDeque<u64>>,
+    pub reactions: Vec<Reaction>,
+    pub pins: Vec<Pin>,
+    /// image_key / file_key → bytes.
+    pub resources: HashMap<String, StoredResource>,
+    /// `uuid|owner_id` of `POST im/v1/chats` → (chat_id, when first used).
+    pub chat_uuids: HashMap<String, (String, u64)>,
+    /// Other per-object rate windows (card updates, pins per message).
+    pub op_windows: HashMap<String, VecDeque<u64>>,
 }
 
 impl World {
     pub fn new(seed: Seed) -> World {
         let start = now_ms();
         let ago = |secs: i64| start.saturating_sub((secs.max(0) as u64) * 1000);
-        let chats = seed
+        let chats: Vec<Chat> = seed
             .chats
             .into_iter()
-            .map(|c| Chat {
-                chat_id: c.chat_id,
-                name: c.name,
-                description: c.description,
-                owner: c.owner,
-                chat_type: c.chat_type,
-                chat_mode: c.chat_mode,
-                bot_member: c.bot_member,
-                members: c.members,
-                create_time_ms: ago(c.created_ago_secs),
-                p2p_user: None,
+            .map(|c| {
+                let mut chat = Chat::new(c.chat_id, c.owner, ago(c.created_ago_secs));
+                chat.name = c.name;
+                chat.description = c.description;
+                chat.chat_type = c.chat_type;
+                chat.chat_mode = c.chat_mode;
+                chat.bot_member = c.bot_member;
+                chat.members = c.members;
+                chat
             })
             .collect();
         let app_id = seed.app.app_id.clone();
@@ -139,10 +348,13 @@ impl World {
                     deleted: false,
                     updated: false,
                     uuid: None,
+                    edit_count: 0,
                 }
             })
             .collect();
         messages.sort_by_key(|m| m.create_time_ms);
+        let resources = seeded_resources(&messages);
+        let reactions = seeded_reactions(&messages, &chats);
         World {
             app: seed.app,
             scopes: seed.scopes,
@@ -156,6 +368,11 @@ impl World {
             token_seq: 0,
             uuids: HashMap::new(),
             send_windows: HashMap::new(),
+            reactions,
+            pins: Vec::new(),
+            resources,
+            chat_uuids: HashMap::new(),
+            op_windows: HashMap::new(),
         }
     }
 
@@ -330,6 +547,110 @@ impl World {
     pub fn chat(&self, chat_id: &str) -> Option<&Chat> {
         self.chats.iter().find(|c| c.chat_id == chat_id)
     }
+
+    pub fn chat_mut(&mut self, chat_id: &str) -> Option<&mut Chat> {
+        self.chats.iter_mut().find(|c| c.chat_id == chat_id)
+    }
+
+    // ---- messages -----------------------------------------------------------------
+
+    pub fn message(&self, message_id: &str) -> Option<&Message> {
+        self.messages.iter().find(|m| m.message_id == message_id)
+    }
+
+    pub fn message_mut(&mut self, message_id: &str) -> Option<&mut Message> {
+        self.messages
+            .iter_mut()
+            .find(|m| m.message_id == message_id)
+    }
+
+    /// The chat a thread (`omt_…`) lives in.
+    pub fn thread_chat(&self, thread_id: &str) -> Option<&str> {
+        self.messages
+            .iter()
+            .find(|m| m.thread_id.as_deref() == Some(thread_id))
+            .map(|m| m.chat_id.as_str())
+    }
+
+    /// The newest message time in a chat, or its creation: what `ByActiveTimeDesc` sorts on.
+    pub fn last_active_ms(&self, chat: &Chat) -> u64 {
+        self.messages
+            .iter()
+            .filter(|m| m.chat_id == chat.chat_id)
+            .map(|m| m.create_time_ms)
+            .max()
+            .unwrap_or(0)
+            .max(chat.create_time_ms)
+    }
+
+    /// A sliding one-second window per `key`; false when `qps` calls already happened in it.
+    pub fn admit(&mut self, key: &str, now_ms: u64, qps: usize) -> bool {
+        let w = self.op_windows.entry(key.to_string()).or_default();
+        while w.front().is_some_and(|t| now_ms.saturating_sub(*t) >= 1000) {
+            w.pop_front();
+        }
+        if w.len() >= qps {
+            return false;
+        }
+        w.push_back(now_ms);
+        true
+    }
+}
+
+/// Bytes for every image/file key the seeded messages mention, so their downloads work.
+fn seeded_resources(messages: &[Message]) -> HashMap<String, StoredResource> {
+    let mut out = HashMap::new();
+    for m in messages {
+        for r in message_resources(&m.msg_type, &m.content) {
+            out.entry(r.key.clone())
+                .or_insert_with(|| super::api::resources::placeholder(&r));
+        }
+    }
+    out
+}
+
+/// A few deterministic reactions by users, so lists have content and "not your
+/// reaction" can be shown: every fifth seeded text message gets one from a chat member.
+fn seeded_reactions(messages: &[Message], chats: &[Chat]) -> Vec<Reaction> {
+    const EMOJIS: &[&str] = &["THUMBSUP", "OK", "SMILE", "JIAYI", "DONE", "CLAP", "HEART"];
+    let mut out = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if m.msg_type != "text" || i % 5 != 0 {
+            continue;
+        }
+        let Some(chat) = chats.iter().find(|c| c.chat_id == m.chat_id) else {
+            continue;
+        };
+        let Some(reactor) = chat.members.iter().find(|u| **u != m.sender) else {
+            continue;
+        };
+        out.push(Reaction {
+            reaction_id: reaction_id_for(&m.message_id, reactor, i as u64),
+            message_id: m.message_id.clone(),
+            operator_id: reactor.clone(),
+            operator_is_bot: false,
+            emoji_type: EMOJIS[i / 5 % EMOJIS.len()].to_string(),
+            action_time_ms: m.create_time_ms + 30_000,
+        });
+    }
+    out
+}
+
+/// Reaction ids look like Lark's: 44 url-safe characters.
+pub fn reaction_id_for(message_id: &str, operator: &str, salt: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut h = (fnv1a(message_id) as u64) << 32 | fnv1a(operator) as u64;
+    h ^= salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..44)
+        .map(|_| {
+            // xorshift64*: deterministic and well spread.
+            h ^= h >> 12;
+            h ^= h << 25;
+            h ^= h >> 27;
+            let v = h.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            ALPHABET[(v >> 58) as usize] as char
+        })
+        .collect()
 }
 
 /// Lark's "these … ids not existed" family.

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::names::NameCache;
 use super::policy::{Hidden, Policy};
 use super::{ToolDef, catalog};
-use crate::lark::{GrantedScopes, LarkClient};
+use crate::lark::{ErrorKind, GrantedScopes, LarkClient};
 
 /// How the server treats the app's granted scopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -140,6 +140,10 @@ impl Shared {
         }
         let _one_at_a_time = self.refreshing.lock().await;
         let result = self.client.granted_scopes(cancel).await;
+        if matches!(&result, Err(e) if e.kind == ErrorKind::Cancelled) {
+            // Shutting down (or the caller gave up): nothing was learned about the scopes.
+            return false;
+        }
         let changed = {
             let mut state = self.scopes.write().await;
             let before = self.policy.visible_names(state.granted.as_ref());

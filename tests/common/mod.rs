@@ -4,6 +4,8 @@
 //! Every test file that needs them says `mod common;`; not every binary uses every item.
 #![allow(dead_code)]
 
+pub mod mcp;
+
 use std::sync::Arc;
 
 use lark_mcp_server::sandbox::seed::DEFAULT_SEED_JSON;
@@ -311,5 +313,157 @@ impl Sbx {
             &Sbx::text_body(receive_id, text),
         )
         .await
+    }
+}
+
+// ---- im v1 helpers (chats, messages, uploads) --------------------------------------------------
+
+/// The default org with all of these scopes removed from the app.
+pub fn seed_without_scopes(scopes: &[&str]) -> Seed {
+    let mut s = seed();
+    for scope in scopes {
+        assert!(
+            s.scopes.iter().any(|x| x.scope == *scope),
+            "{scope} is in the default seed"
+        );
+    }
+    s.scopes.retain(|x| !scopes.contains(&x.scope.as_str()));
+    s
+}
+
+/// A raw (possibly binary) answer: resource downloads.
+#[derive(Debug)]
+pub struct RawResp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl RawResp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as a JSON envelope (for download errors).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+}
+
+/// One `multipart/form-data` part: a text field (`file_name` None) or a file.
+pub struct FormPart<'a> {
+    pub name: &'a str,
+    pub file_name: Option<&'a str>,
+    pub data: &'a [u8],
+}
+
+impl<'a> FormPart<'a> {
+    pub fn text(name: &'a str, value: &'a str) -> FormPart<'a> {
+        FormPart {
+            name,
+            file_name: None,
+            data: value.as_bytes(),
+        }
+    }
+
+    pub fn file(name: &'a str, file_name: &'a str, data: &'a [u8]) -> FormPart<'a> {
+        FormPart {
+            name,
+            file_name: Some(file_name),
+            data,
+        }
+    }
+}
+
+/// `(content_type, body)` of a multipart form, built by hand (reqwest's multipart
+/// feature is not enabled).
+pub fn multipart_body(parts: &[FormPart]) -> (String, Vec<u8>) {
+    let boundary = "----SandboxBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match p.file_name {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{}\"; filename=\"{f}\"\r\n\
+                     Content-Type: application/octet-stream\r\n\r\n",
+                    p.name
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{}\"\r\n\r\n",
+                    p.name
+                )
+                .as_bytes(),
+            ),
+        }
+        body.extend_from_slice(p.data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Sbx {
+    /// Any method with a JSON body (PUT, PATCH, DELETE with body, …).
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut rb = self.authed(
+            self.http.request(method, self.url(path)).query(query),
+            token,
+        );
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/json; charset=utf-8")
+                .body(b.to_string());
+        }
+        self.execute(rb).await
+    }
+
+    pub async fn put(&self, token: &str, path: &str, body: &Value) -> Resp {
+        self.send_json(reqwest::Method::PUT, token, path, &[], Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, token: &str, path: &str, body: &Value) -> Resp {
+        self.send_json(reqwest::Method::PATCH, token, path, &[], Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str, query: &[(&str, &str)]) -> Resp {
+        self.send_json(reqwest::Method::DELETE, token, path, query, None)
+            .await
+    }
+
+    /// GET returning raw bytes (downloads).
+    pub async fn get_raw(&self, token: &str, path: &str, query: &[(&str, &str)]) -> RawResp {
+        let rb = self.authed(self.http.get(self.url(path)).query(query), token);
+        let r = rb.send().await.expect("request completes");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.expect("body").to_vec();
+        RawResp {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    /// POST of a multipart form.
+    pub async fn upload(&self, token: &str, path: &str, parts: &[FormPart<'_>]) -> Resp {
+        let (content_type, body) = multipart_body(parts);
+        let rb = self
+            .authed(self.http.post(self.url(path)), token)
+            .header("content-type", content_type)
+            .body(body);
+        self.execute(rb).await
     }
 }

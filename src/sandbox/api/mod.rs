@@ -3,8 +3,10 @@
 
 mod application;
 mod auth;
+mod chats;
 mod contact;
 mod messages;
+pub(crate) mod resources;
 
 use std::sync::LazyLock;
 
@@ -16,6 +18,8 @@ static ALL: LazyLock<Vec<Endpoint>> = LazyLock::new(|| {
         application::endpoints(),
         contact::endpoints(),
         messages::endpoints(),
+        resources::endpoints(),
+        chats::endpoints(),
     ]
     .into_iter()
     .flatten()

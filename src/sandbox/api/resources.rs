@@ -1,0 +1,675 @@
+//! `im/v1/images` and `im/v1/files`: multipart uploads and downloads of what this app
+//! uploaded. Also the bytes behind seeded messages' keys (a real tiny PNG for images,
+//! format-shaped stubs for files) and the `multipart/form-data` parser uploads need.
+
+use axum::http::Method;
+use serde_json::json;
+
+use crate::sandbox::endpoint::{Call, Endpoint};
+use crate::sandbox::envelope::{ApiError, Reply, codes};
+use crate::sandbox::world::{ResourceKind, ResourceRef, StoredResource, World, fnv1a, random_hex};
+
+const UPLOAD: &[&str] = &["im:resource", "im:resource:upload"];
+/// Lark's image limit (10 MB); the file limit is `Options::file_upload_max_bytes`.
+pub const IMAGE_MAX_BYTES: usize = 10 * 1024 * 1024;
+/// What axum buffers for an upload request; the handlers apply the real limits.
+const UPLOAD_BODY_LIMIT: usize = 128 * 1024 * 1024;
+const FILE_TYPES: &[&str] = &["opus", "mp4", "pdf", "doc", "xls", "ppt", "stream"];
+
+pub fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        Endpoint::new(
+            "upload_image",
+            M::POST,
+            "/open-apis/im/v1/images",
+            UPLOAD,
+            upload_image,
+        )
+        .with_body_limit(UPLOAD_BODY_LIMIT),
+        Endpoint::new(
+            "upload_file",
+            M::POST,
+            "/open-apis/im/v1/files",
+            UPLOAD,
+            upload_file,
+        )
+        .with_body_limit(UPLOAD_BODY_LIMIT),
+        Endpoint::new(
+            "download_own_image",
+            M::GET,
+            "/open-apis/im/v1/images/{image_key}",
+            &[],
+            download_image,
+        ),
+        Endpoint::new(
+            "download_own_file",
+            M::GET,
+            "/open-apis/im/v1/files/{file_key}",
+            &[],
+            download_file,
+        ),
+    ]
+}
+
+// ---- errors -----------------------------------------------------------------------------
+
+pub fn invalid_param(why: &str) -> ApiError {
+    ApiError::new(
+        400,
+        codes::RES_INVALID_PARAM,
+        format!("Invalid request param. {why}"),
+    )
+}
+
+fn bot_check(world: &World) -> Result<(), ApiError> {
+    if world.app.bot_activated {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            400,
+            codes::RES_BOT_NOT_ACTIVATED,
+            "App does not enable bot feature.",
+        ))
+    }
+}
+
+// ---- uploads ------------------------------------------------------------------------------
+
+fn form<'a>(call: &'a Call) -> Result<Vec<Part<'a>>, ApiError> {
+    let ct = call.content_type.as_deref().unwrap_or("");
+    parse_multipart(ct, &call.body).map_err(|e| invalid_param(&e))
+}
+
+fn text_field<'a>(parts: &'a [Part], name: &str) -> Result<Option<&'a str>, ApiError> {
+    match parts.iter().find(|p| p.name == name) {
+        None => Ok(None),
+        Some(p) => std::str::from_utf8(p.data)
+            .map(|s| Some(s.trim()).filter(|s| !s.is_empty()))
+            .map_err(|_| invalid_param(&format!("{name} is not UTF-8 text."))),
+    }
+}
+
+fn upload_image(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
+    bot_check(world)?;
+    let parts = form(call)?;
+    let image_type = text_field(&parts, "image_type")?
+        .ok_or_else(|| invalid_param("image_type is required."))?;
+    if !["message", "avatar"].contains(&image_type) {
+        return Err(invalid_param("image_type must be message or avatar."));
+    }
+    let image = parts
+        .iter()
+        .find(|p| p.name == "image")
+        .ok_or_else(|| invalid_param("image is required."))?;
+    if image.data.is_empty() {
+        return Err(ApiError::new(
+            400,
+            codes::RES_EMPTY,
+            "File's size can't be 0.",
+        ));
+    }
+    if image.data.len() > IMAGE_MAX_BYTES {
+        return Err(too_large());
+    }
+    let format = sniff_image(image.data).ok_or_else(|| {
+        ApiError::new(
+            400,
+            codes::RES_IMAGE_FORMAT,
+            "Can't regonnize the image format.",
+        )
+    })?;
+    let key = format!("img_v3_{}", random_hex(26));
+    world.resources.insert(
+        key.clone(),
+        StoredResource {
+            kind: ResourceKind::Image,
+            bytes: image.data.to_vec(),
+            content_type: format.content_type.into(),
+            file_name: image
+                .filename
+                .clone()
+                .filter(|f| !f.is_empty())
+                .unwrap_or_else(|| format!("{key}.{}", format.ext)),
+            uploaded_by_app: true,
+            sub_type: image_type.into(),
+        },
+    );
+    Ok(Reply::Data(json!({"image_key": key})))
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        400,
+        codes::RES_TOO_LARGE,
+        "The file size exceed the max value.",
+    )
+}
+
+fn upload_file(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
+    bot_check(world)?;
+    let parts = form(call)?;
+    let file_type =
+        text_field(&parts, "file_type")?.ok_or_else(|| invalid_param("file_type is required."))?;
+    if !FILE_TYPES.contains(&file_type) {
+        return Err(invalid_param(&format!(
+            "file_type must be one of: {}.",
+            FILE_TYPES.join(", ")
+        )));
+    }
+    let file_name =
+        text_field(&parts, "file_name")?.ok_or_else(|| invalid_param("file_name is required."))?;
+    if let Some(d) = text_field(&parts, "duration")?
+        && d.parse::<u64>().is_err()
+    {
+        return Err(invalid_param("duration must be an integer (milliseconds)."));
+    }
+    let file = parts
+        .iter()
+        .find(|p| p.name == "file")
+        .ok_or_else(|| invalid_param("file is required."))?;
+    if file.data.is_empty() {
+        return Err(ApiError::new(
+            400,
+            codes::RES_EMPTY,
+            "File's size can't be 0.",
+        ));
+    }
+    if file.data.len() as u64 > call.options.file_upload_max_bytes {
+        return Err(too_large());
+    }
+    let content_type = file
+        .content_type
+        .as_deref()
+        .filter(|t| !t.is_empty() && *t != "application/octet-stream")
+        .map(str::to_string)
+        .unwrap_or_else(|| content_type_for_name(file_name).to_string());
+    let key = format!("file_v3_{}", random_hex(26));
+    world.resources.insert(
+        key.clone(),
+        StoredResource {
+            kind: ResourceKind::File,
+            bytes: file.data.to_vec(),
+            content_type,
+            file_name: file_name.to_string(),
+            uploaded_by_app: true,
+            sub_type: file_type.into(),
+        },
+    );
+    Ok(Reply::Data(json!({"file_key": key})))
+}
+
+// ---- downloads of own uploads --------------------------------------------------------------
+
+fn own_resource<'w>(
+    world: &'w World,
+    key: &str,
+    kind: ResourceKind,
+) -> Result<&'w StoredResource, ApiError> {
+    bot_check(world)?;
+    let not_found = || {
+        let what = if kind == ResourceKind::Image {
+            "Image"
+        } else {
+            "File"
+        };
+        ApiError::new(
+            400,
+            codes::RES_NOT_FOUND,
+            format!("{what} has been deleted"),
+        )
+    };
+    let res = world
+        .resources
+        .get(key)
+        .filter(|r| r.kind == kind)
+        .ok_or_else(not_found)?;
+    if !res.uploaded_by_app {
+        return Err(ApiError::new(
+            400,
+            codes::RES_NOT_SENDER,
+            "The app is not the resource sender",
+        ));
+    }
+    Ok(res)
+}
+
+fn download_image(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
+    let res = own_resource(world, call.path_param("image_key"), ResourceKind::Image)?;
+    if res.sub_type != "message" {
+        return Err(invalid_param("only message images can be downloaded."));
+    }
+    Ok(binary(res))
+}
+
+fn download_file(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
+    let res = own_resource(world, call.path_param("file_key"), ResourceKind::File)?;
+    Ok(binary(res))
+}
+
+pub fn binary(res: &StoredResource) -> Reply {
+    Reply::Binary {
+        content_type: res.content_type.clone(),
+        file_name: res.file_name.clone(),
+        bytes: res.bytes.clone(),
+    }
+}
+
+// ---- placeholders for seeded keys ---------------------------------------------------------
+
+/// Deterministic bytes for a key a seeded message mentions: a valid PNG for images, and
+/// for files something shaped like the file name says (PDF, ZIP/OOXML, else a PDF-ish stub).
+pub fn placeholder(r: &ResourceRef) -> StoredResource {
+    match r.kind {
+        ResourceKind::Image => StoredResource {
+            kind: ResourceKind::Image,
+            bytes: tiny_png(&r.key),
+            content_type: "image/png".into(),
+            file_name: format!("{}.png", r.key),
+            uploaded_by_app: false,
+            sub_type: "message".into(),
+        },
+        ResourceKind::File => {
+            let name = r.file_name.clone().unwrap_or_else(|| r.key.clone());
+            let ext = extension(&name);
+            let bytes = match ext.as_str() {
+                "zip" | "xlsx" | "docx" | "pptx" => {
+                    // An empty ZIP archive: just the end-of-central-directory record.
+                    let mut b = b"PK\x05\x06".to_vec();
+                    b.extend_from_slice(&[0u8; 18]);
+                    b
+                }
+                _ => pdf_stub(&r.key),
+            };
+            StoredResource {
+                kind: ResourceKind::File,
+                bytes,
+                content_type: content_type_for_name(&name).into(),
+                file_name: name,
+                uploaded_by_app: false,
+                sub_type: "stream".into(),
+            }
+        }
+    }
+}
+
+fn pdf_stub(key: &str) -> Vec<u8> {
+    format!(
+        "%PDF-1.4\n% sandbox placeholder for {key}\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n\
+         2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+    .into_bytes()
+}
+
+fn extension(name: &str) -> String {
+    name.rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+pub fn content_type_for_name(name: &str) -> &'static str {
+    match extension(name).as_str() {
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "xls" => "application/vnd.ms-excel",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "ppt" => "application/vnd.ms-powerpoint",
+        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "mp4" => "video/mp4",
+        "opus" => "audio/opus",
+        "txt" | "log" | "md" => "text/plain",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A 16×16 solid-colour RGB PNG, colour derived from `seed`: stored (uncompressed) deflate,
+/// real CRCs and Adler-32, so any decoder accepts it.
+pub fn tiny_png(seed: &str) -> Vec<u8> {
+    const SIDE: u32 = 16;
+    let h = fnv1a(seed);
+    let rgb = [(h >> 16) as u8, (h >> 8) as u8, h as u8];
+    // Each scanline: filter byte 0 (none), then SIDE RGB pixels.
+    let row: Vec<u8> = std::iter::once(0)
+        .chain(rgb.iter().copied().cycle().take(SIDE as usize * 3))
+        .collect();
+    let raw = row.repeat(SIDE as usize);
+    let mut zlib = vec![0x78, 0x01, 0x01];
+    let len = raw.len() as u16;
+    zlib.extend_from_slice(&len.to_le_bytes());
+    zlib.extend_from_slice(&(!len).to_le_bytes());
+    zlib.extend_from_slice(&raw);
+    zlib.extend_from_slice(&adler32(&raw).to_be_bytes());
+
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&SIDE.to_be_bytes());
+    ihdr.extend_from_slice(&SIDE.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit, truecolour, deflate, no filter, no interlace
+
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [(b"IHDR", &ihdr), (b"IDAT", &zlib), (b"IEND", &Vec::new())] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(data);
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in data {
+        a = (a + x as u32) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    (b << 16) | a
+}
+
+// ---- image sniffing ---------------------------------------------------------------------------
+
+pub struct ImageFormat {
+    pub content_type: &'static str,
+    pub ext: &'static str,
+}
+
+/// The formats Lark's upload accepts, recognised by their magic bytes.
+pub fn sniff_image(b: &[u8]) -> Option<ImageFormat> {
+    let f = |content_type, ext| Some(ImageFormat { content_type, ext });
+    if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        f("image/png", "png")
+    } else if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        f("image/jpeg", "jpg")
+    } else if b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a") {
+        f("image/gif", "gif")
+    } else if b.len() >= 12 && b.starts_with(b"RIFF") && &b[8..12] == b"WEBP" {
+        f("image/webp", "webp")
+    } else if b.starts_with(b"BM") && b.len() >= 26 {
+        f("image/bmp", "bmp")
+    } else if b.starts_with(&[0, 0, 1, 0]) && b.len() >= 22 {
+        f("image/x-icon", "ico")
+    } else if b.starts_with(b"II*\0") || b.starts_with(b"MM\0*") {
+        // Lark converts TIFF to JPG; the sandbox keeps the bytes as sent.
+        f("image/tiff", "tiff")
+    } else {
+        None
+    }
+}
+
+// ---- multipart/form-data ----------------------------------------------------------------------
+
+/// One part of a `multipart/form-data` body.
+#[derive(Debug)]
+pub struct Part<'a> {
+    pub name: String,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub data: &'a [u8],
+}
+
+/// Parses a `multipart/form-data` body (RFC 7578) given the request's Content-Type.
+pub fn parse_multipart<'a>(content_type: &str, body: &'a [u8]) -> Result<Vec<Part<'a>>, String> {
+    let (mime, params) = content_type.split_once(';').unwrap_or((content_type, ""));
+    if !mime.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return Err("Content-Type must be multipart/form-data.".into());
+    }
+    let boundary = header_params(params)
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v)
+        .filter(|b| !b.is_empty() && b.len() <= 200)
+        .ok_or("multipart boundary is missing.")?;
+    let delim = format!("--{boundary}");
+    let delim = delim.as_bytes();
+    let mut next_delim = b"\r\n".to_vec();
+    next_delim.extend_from_slice(delim);
+
+    let mut pos = find(body, delim, 0).ok_or("multipart body has no boundary.")? + delim.len();
+    let mut parts = Vec::new();
+    loop {
+        if body[pos..].starts_with(b"--") {
+            return Ok(parts);
+        }
+        while body.get(pos).is_some_and(|b| *b == b' ' || *b == b'\t') {
+            pos += 1;
+        }
+        if !body[pos..].starts_with(b"\r\n") {
+            return Err("malformed multipart boundary line.".into());
+        }
+        pos += 2;
+        let (headers, data_start) = if body[pos..].starts_with(b"\r\n") {
+            (&body[pos..pos], pos + 2)
+        } else {
+            let end = find(body, b"\r\n\r\n", pos).ok_or("multipart part headers never end.")?;
+            (&body[pos..end], end + 4)
+        };
+        let data_end =
+            find(body, &next_delim, data_start).ok_or("multipart body is not terminated.")?;
+        parts.push(part(headers, &body[data_start..data_end])?);
+        pos = data_end + next_delim.len();
+    }
+}
+
+fn part<'a>(headers: &[u8], data: &'a [u8]) -> Result<Part<'a>, String> {
+    let headers = std::str::from_utf8(headers).map_err(|_| "multipart headers are not UTF-8.")?;
+    let (mut name, mut filename, mut content_type) = (None, None, None);
+    for line in headers.split("\r\n") {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key.trim();
+        if key.eq_ignore_ascii_case("content-disposition") {
+            let (kind, params) = value.split_once(';').unwrap_or((value, ""));
+            if !kind.trim().eq_ignore_ascii_case("form-data") {
+                return Err("multipart part is not form-data.".into());
+            }
+            for (k, v) in header_params(params) {
+                match k.to_ascii_lowercase().as_str() {
+                    "name" => name = Some(v),
+                    "filename" => filename = Some(v),
+                    _ => {}
+                }
+            }
+        } else if key.eq_ignore_ascii_case("content-type") {
+            content_type = Some(value.trim().to_string());
+        }
+    }
+    Ok(Part {
+        name: name.ok_or("multipart part has no name.")?,
+        filename,
+        content_type,
+        data,
+    })
+}
+
+/// `; a=b; c="d;e"` → [(a, b), (c, d;e)], honouring quotes and `\"` escapes.
+fn header_params(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ';' || c.is_whitespace()) {
+            chars.next();
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.peek().copied() {
+            if c == '=' || c == ';' {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        if key.is_empty() && chars.peek().is_none() {
+            return out;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'=') {
+            chars.next();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next()),
+                        '"' => break,
+                        _ => value.push(c),
+                    }
+                }
+                while chars.peek().is_some_and(|c| *c != ';') {
+                    chars.next();
+                }
+            } else {
+                while let Some(c) = chars.peek().copied() {
+                    if c == ';' {
+                        break;
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+                value = value.trim().to_string();
+            }
+        }
+        out.push((key.trim().to_string(), value));
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    let first = *needle.first()?;
+    let mut i = from;
+    while i + needle.len() <= hay.len() {
+        let off = hay[i..=hay.len() - needle.len()]
+            .iter()
+            .position(|b| *b == first)?;
+        i += off;
+        if &hay[i..i + needle.len()] == needle {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(boundary: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (name, filename, data) in parts {
+            b.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            match filename {
+                Some(f) => b.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
+                         Content-Type: application/octet-stream\r\n\r\n"
+                    )
+                    .as_bytes(),
+                ),
+                None => b.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+                ),
+            }
+            b.extend_from_slice(data);
+            b.extend_from_slice(b"\r\n");
+        }
+        b.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        b
+    }
+
+    #[test]
+    fn parses_fields_and_files_with_binary_data() {
+        let data: &[u8] = b"\x89PNG\r\n--not-the-boundary\r\n\x00\xff";
+        let b = body(
+            "XyZ123",
+            &[
+                ("image_type", None, b"message"),
+                ("image", Some("a.png"), data),
+            ],
+        );
+        let parts = parse_multipart("multipart/form-data; boundary=XyZ123", &b).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].name, "image_type");
+        assert_eq!(parts[0].data, b"message");
+        assert_eq!(parts[0].filename, None);
+        assert_eq!(parts[1].name, "image");
+        assert_eq!(parts[1].filename.as_deref(), Some("a.png"));
+        assert_eq!(
+            parts[1].content_type.as_deref(),
+            Some("application/octet-stream")
+        );
+        assert_eq!(parts[1].data, data);
+    }
+
+    #[test]
+    fn quoted_boundaries_and_params_and_empty_parts() {
+        let b = body(
+            "a;b c",
+            &[("x", None, b""), ("y", Some("q\"uote;d.txt"), b"1")],
+        );
+        let b = String::from_utf8(b)
+            .unwrap()
+            .replace("q\"uote;d.txt", "q\\\"uote;d.txt")
+            .into_bytes();
+        let parts = parse_multipart("Multipart/Form-Data; boundary=\"a;b c\"", &b).unwrap();
+        assert_eq!(parts[0].data, b"");
+        assert_eq!(parts[1].filename.as_deref(), Some("q\"uote;d.txt"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_multipart() {
+        assert!(parse_multipart("application/json", b"{}").is_err());
+        assert!(parse_multipart("multipart/form-data", b"--x\r\n").is_err());
+        let unterminated = b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nxyz";
+        assert!(parse_multipart("multipart/form-data; boundary=B", unterminated).is_err());
+        let nameless = b"--B\r\nContent-Disposition: form-data\r\n\r\nxyz\r\n--B--";
+        assert!(parse_multipart("multipart/form-data; boundary=B", nameless).is_err());
+        assert!(parse_multipart("multipart/form-data; boundary=B", b"no delimiter").is_err());
+    }
+
+    #[test]
+    fn tiny_png_is_a_valid_png() {
+        let png = tiny_png("img_v3_test");
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+        assert_eq!(&png[12..16], b"IHDR");
+        assert!(png.ends_with(&[0xAE, 0x42, 0x60, 0x82]), "IEND CRC");
+        assert_eq!(crc32(b"IEND"), 0xAE42_6082);
+        assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
+        assert_eq!(png, tiny_png("img_v3_test"), "deterministic");
+        assert_ne!(png, tiny_png("img_v3_other"));
+        assert_eq!(sniff_image(&png).map(|f| f.ext), Some("png"));
+    }
+
+    #[test]
+    fn sniffs_the_accepted_formats_only() {
+        assert_eq!(
+            sniff_image(b"\xFF\xD8\xFF\xE0xx").map(|f| f.ext),
+            Some("jpg")
+        );
+        assert_eq!(sniff_image(b"GIF89a....").map(|f| f.ext), Some("gif"));
+        assert_eq!(
+            sniff_image(b"RIFF\0\0\0\0WEBPVP8 ").map(|f| f.ext),
+            Some("webp")
+        );
+        assert!(sniff_image(b"%PDF-1.4").is_none());
+        assert!(sniff_image(b"").is_none());
+    }
+}
