@@ -8,21 +8,9 @@ use super::output::NamedId;
 use super::paging::{Paging, pages};
 use super::render::iso_time;
 use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
+use crate::lark::scope_sets as scopes;
 use crate::lark::{Method, Request, api_path};
 
-const READ: &[&str] = &[
-    "im:chat",
-    "im:chat:readonly",
-    "im:chat:read",
-    "im:chat.group_info:readonly",
-];
-const MEMBERS_READ: &[&str] = &[
-    "im:chat",
-    "im:chat.group_info:readonly",
-    "im:chat.members:read",
-    "im:chat:readonly",
-];
-const MEMBERS_WRITE: &[&str] = &["im:chat", "im:chat.members:write_only"];
 const MEMBERS_MAX: usize = 50;
 
 #[allow(clippy::too_many_arguments)]
@@ -55,7 +43,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "list_chats",
                 "List the bot's chats",
                 "List the group chats the bot is a member of.",
-                READ,
+                scopes::CHAT_READ,
                 true,
                 false,
                 true,
@@ -67,7 +55,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "search_chats",
                 "Search chats",
                 "Find group chats by name or description among the bot's chats and public chats.",
-                READ,
+                scopes::CHAT_READ,
                 true,
                 false,
                 true,
@@ -79,7 +67,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "get_chat",
                 "Get a chat",
                 "Get a chat's details: name, owner, type, member counts and whether the bot is in it.",
-                READ,
+                scopes::CHAT_READ,
                 true,
                 false,
                 true,
@@ -91,7 +79,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "create_chat",
                 "Create a group chat",
                 "Create a group chat with the bot and the given members (open_ids or emails).",
-                &["im:chat", "im:chat:create"],
+                scopes::CHAT_CREATE,
                 false,
                 false,
                 false,
@@ -103,7 +91,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "update_chat",
                 "Update a chat",
                 "Change a chat's name, description or owner.",
-                &["im:chat", "im:chat:update"],
+                scopes::CHAT_UPDATE,
                 false,
                 false,
                 true,
@@ -115,7 +103,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "dissolve_chat",
                 "Dissolve a chat",
                 "Dissolve (permanently delete) a group chat the bot owns or manages.",
-                &["im:chat", "im:chat:delete"],
+                scopes::CHAT_DELETE,
                 false,
                 true,
                 true,
@@ -127,7 +115,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "get_chat_link",
                 "Get a chat's share link",
                 "Get a link people can use to join the chat.",
-                &["im:chat", "im:chat:read"],
+                scopes::CHAT_LINK,
                 true,
                 false,
                 false,
@@ -139,7 +127,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "list_chat_members",
                 "List chat members",
                 "List the people in a chat (bots are not listed).",
-                MEMBERS_READ,
+                scopes::CHAT_MEMBERS_READ,
                 true,
                 false,
                 true,
@@ -151,7 +139,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "add_chat_members",
                 "Add chat members",
                 "Add up to 50 people (open_ids or emails) to a chat.",
-                MEMBERS_WRITE,
+                scopes::CHAT_MEMBERS_WRITE,
                 false,
                 false,
                 true,
@@ -163,7 +151,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "remove_chat_members",
                 "Remove chat members",
                 "Remove up to 50 people (open_ids or emails) from a chat.",
-                MEMBERS_WRITE,
+                scopes::CHAT_MEMBERS_WRITE,
                 false,
                 true,
                 true,

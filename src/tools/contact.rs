@@ -11,31 +11,9 @@ use super::ids::{DepartmentIdType, UserIdType};
 use super::output::{Department, NamedId, Person, status_word};
 use super::paging::{Paging, pages};
 use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
+use crate::lark::scope_sets as scopes;
 use crate::lark::{Request, api_path};
 
-const READ_CONTACT: &[&str] = &[
-    "contact:contact.base:readonly",
-    "contact:contact:access_as_app",
-    "contact:contact:readonly",
-    "contact:contact:readonly_as_app",
-];
-const READ_DEPARTMENTS: &[&str] = &[
-    "contact:contact.base:readonly",
-    "contact:department.organize:readonly",
-    "contact:contact:access_as_app",
-    "contact:contact:readonly",
-    "contact:contact:readonly_as_app",
-];
-const READ_GROUPS: &[&str] = &[
-    "contact:group:readonly",
-    "contact:contact:readonly_as_app",
-    "contact:contact:access_as_app",
-];
-const READ_RANGE: &[&str] = &[
-    "contact:contact.base:readonly",
-    "contact:contact:access_as_app",
-    "contact:contact:readonly_as_app",
-];
 const BATCH_MAX: usize = 50;
 
 const fn read(
@@ -64,7 +42,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "lookup_user_by_email",
                 "Look up users by email or mobile",
                 "Resolve people by email address or mobile number to their ids and status; use it before messaging or fetching someone you only know by address. Unmatched entries are listed, not errors.",
-                &["contact:user.id:readonly"],
+                scopes::USER_ID_LOOKUP,
             ),
             lookup_user_by_email,
         ),
@@ -73,7 +51,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "get_user",
                 "Get a user",
                 "Get one person's profile: name, ids, email, departments, leader, job title and status.",
-                READ_CONTACT,
+                scopes::CONTACT_READ,
             ),
             get_user,
         ),
@@ -82,7 +60,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "get_users",
                 "Get several users",
                 "Get up to 50 people's profiles in one call.",
-                &["contact:contact.base:readonly"],
+                scopes::USERS_BATCH,
             ),
             get_users,
         ),
@@ -91,7 +69,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "list_department_users",
                 "List a department's members",
                 "List the people directly in a department (\"0\" is the root); set all_pages to fetch every page.",
-                READ_DEPARTMENTS,
+                scopes::DEPARTMENTS_READ,
             ),
             list_department_users,
         ),
@@ -100,7 +78,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "get_department",
                 "Get a department",
                 "Get one department: name, parent, leader, member count and group chat.",
-                READ_DEPARTMENTS,
+                scopes::DEPARTMENTS_READ,
             ),
             get_department,
         ),
@@ -109,7 +87,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "list_departments",
                 "List sub-departments",
                 "List the departments under a parent (default the root \"0\"); recursive lists the whole subtree.",
-                READ_DEPARTMENTS,
+                scopes::DEPARTMENTS_READ,
             ),
             list_departments,
         ),
@@ -118,7 +96,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "get_department_path",
                 "Get a department's path",
                 "Get the chain of departments from the top of the organisation down to the given one.",
-                READ_DEPARTMENTS,
+                scopes::DEPARTMENTS_READ,
             ),
             get_department_path,
         ),
@@ -127,7 +105,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "list_user_groups",
                 "List user groups",
                 "List the tenant's user groups (mailing-list style groups of people and departments).",
-                READ_GROUPS,
+                scopes::GROUPS_READ,
             ),
             list_user_groups,
         ),
@@ -136,7 +114,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "list_user_group_members",
                 "List a user group's members",
                 "List the people (or departments) in a user group.",
-                READ_GROUPS,
+                scopes::GROUPS_READ,
             ),
             list_user_group_members,
         ),
@@ -145,7 +123,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "get_contact_scope",
                 "Get the app's contact range",
                 "Show which part of the directory the app may see: the departments, people and groups granted to it.",
-                READ_RANGE,
+                scopes::CONTACT_RANGE,
             ),
             get_contact_scope,
         ),

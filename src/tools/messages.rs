@@ -14,27 +14,8 @@ use super::output::NamedId;
 use super::paging::{Paging, pages};
 use super::render::{MessageOut, iso_time, people_in, render};
 use super::{Media, Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset, when};
+use crate::lark::scope_sets as scopes;
 use crate::lark::{FormPart, Method, Request, api_path};
-
-const SEND: &[&str] = &["im:message", "im:message:send_as_bot", "im:message:send"];
-const UPDATE: &[&str] = &["im:message", "im:message:send_as_bot", "im:message:update"];
-const RECALL: &[&str] = &["im:message", "im:message:recall", "im:message:send_as_bot"];
-const READ: &[&str] = &["im:message", "im:message:readonly"];
-const HISTORY: &[&str] = &[
-    "im:message",
-    "im:message:readonly",
-    "im:message.history:readonly",
-];
-const REACT: &[&str] = &["im:message", "im:message.reactions:write_only"];
-const REACTIONS_READ: &[&str] = &["im:message.reactions:read", "im:message:readonly"];
-const PIN: &[&str] = &[
-    "im:message",
-    "im:message.pins:write_only",
-    "im:message:send_as_bot",
-];
-const UNPIN: &[&str] = &["im:message", "im:message.pins:write_only"];
-const PINS_READ: &[&str] = &["im:message", "im:message.pins:read", "im:message:readonly"];
-const RESOURCES: &[&str] = &["im:resource", "im:resource:upload"];
 
 const IMAGE_LIMIT: u64 = 10 * 1024 * 1024;
 const FILE_LIMIT: u64 = 30 * 1024 * 1024;
@@ -73,7 +54,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "send_message",
                 "Send a message",
                 "Send a message to a person (open_id, union_id, user_id or email) or a chat (chat_id) as the bot. Give exactly one of text, markdown, card, image_key, file_key, share_chat, share_user.",
-                SEND,
+                scopes::MESSAGE_SEND,
                 false,
                 false,
                 false,
@@ -86,7 +67,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "reply_message",
                 "Reply to a message",
                 "Reply to a message, optionally in its thread; same content forms as send_message.",
-                SEND,
+                scopes::MESSAGE_SEND,
                 false,
                 false,
                 false,
@@ -99,7 +80,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "edit_message",
                 "Edit a message",
                 "Replace the content of a message the bot sent: text or markdown, or a card for card messages.",
-                UPDATE,
+                scopes::MESSAGE_UPDATE,
                 false,
                 false,
                 true,
@@ -112,7 +93,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "recall_message",
                 "Recall a message",
                 "Recall (delete for everyone) a message the bot sent.",
-                RECALL,
+                scopes::MESSAGE_RECALL,
                 false,
                 true,
                 true,
@@ -125,7 +106,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "forward_message",
                 "Forward a message",
                 "Forward a message to a person, chat or thread.",
-                &["im:message"],
+                scopes::MESSAGE_FORWARD,
                 false,
                 false,
                 false,
@@ -138,7 +119,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "get_message",
                 "Get a message",
                 "Get one message, rendered as text with its sender's name.",
-                READ,
+                scopes::MESSAGE_READ,
                 true,
                 false,
                 true,
@@ -151,7 +132,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "list_messages",
                 "Read chat history",
                 "Read messages in a chat or thread, newest first by default; since/until take ISO 8601 or spans like 30m, 24h, 7d, today.",
-                HISTORY,
+                scopes::MESSAGE_HISTORY,
                 true,
                 false,
                 true,
@@ -164,7 +145,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "add_reaction",
                 "React to a message",
                 "Add an emoji reaction (e.g. THUMBSUP, OK, DONE, SMILE) to a message.",
-                REACT,
+                scopes::REACTIONS_WRITE,
                 false,
                 false,
                 false,
@@ -177,7 +158,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "list_reactions",
                 "List reactions",
                 "List the reactions on a message and who added them.",
-                REACTIONS_READ,
+                scopes::REACTIONS_READ,
                 true,
                 false,
                 true,
@@ -190,7 +171,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "remove_reaction",
                 "Remove a reaction",
                 "Remove a reaction the bot added (reaction_id from add_reaction or list_reactions).",
-                REACT,
+                scopes::REACTIONS_WRITE,
                 false,
                 true,
                 true,
@@ -203,7 +184,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "pin_message",
                 "Pin a message",
                 "Pin a message in its chat.",
-                PIN,
+                scopes::PINS_WRITE,
                 false,
                 false,
                 true,
@@ -216,7 +197,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "unpin_message",
                 "Unpin a message",
                 "Remove a message's pin.",
-                UNPIN,
+                scopes::UNPIN,
                 false,
                 true,
                 true,
@@ -229,7 +210,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "list_pins",
                 "List pinned messages",
                 "List a chat's pinned messages, newest pin first.",
-                PINS_READ,
+                scopes::PINS_READ,
                 true,
                 false,
                 true,
@@ -242,7 +223,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "get_read_users",
                 "Who read a message",
                 "List who has read a message the bot sent in the last 7 days.",
-                &["im:message", "im:message:readonly"],
+                scopes::MESSAGE_READ,
                 true,
                 false,
                 true,
@@ -255,7 +236,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "upload_image",
                 "Upload an image",
                 "Upload a local image (from an allowed directory) to get an image_key for send_message.",
-                RESOURCES,
+                scopes::RESOURCE_UPLOAD,
                 false,
                 false,
                 false,
@@ -268,7 +249,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "upload_file",
                 "Upload a file",
                 "Upload a local file (from an allowed directory) to get a file_key for send_message.",
-                RESOURCES,
+                scopes::RESOURCE_UPLOAD,
                 false,
                 false,
                 false,
@@ -281,7 +262,7 @@ pub fn tools() -> Vec<ToolDef> {
                 "download_resource",
                 "Download a message's file",
                 "Save an image or file from a message into the download directory; small images are also shown to you.",
-                HISTORY,
+                scopes::MESSAGE_HISTORY,
                 false,
                 false,
                 true,

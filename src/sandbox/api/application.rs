@@ -13,10 +13,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "get_application_info",
             Method::GET,
             "/open-apis/application/v6/applications/{app_id}",
-            &[
-                "application:application:self_manage",
-                "admin:app.info:readonly",
-            ],
+            crate::lark::scope_sets::APP_INFO,
             get_application,
         ),
         Endpoint::new(

@@ -7,24 +7,12 @@ use axum::http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::lark::scope_sets as scopes;
 use crate::sandbox::endpoint::{Call, Endpoint};
 use crate::sandbox::envelope::{ApiError, Reply, codes};
 use crate::sandbox::seed::UserStatusSeed;
 use crate::sandbox::world::{Chat, ChatSettings, World, random_hex};
 
-const READ: &[&str] = &[
-    "im:chat",
-    "im:chat:readonly",
-    "im:chat:read",
-    "im:chat.group_info:readonly",
-];
-const MEMBERS_READ: &[&str] = &[
-    "im:chat",
-    "im:chat.group_info:readonly",
-    "im:chat.members:read",
-    "im:chat:readonly",
-];
-const MEMBERS_WRITE: &[&str] = &["im:chat", "im:chat.members:write_only"];
 /// `uuid` + `owner_id` dedupe chat creation for 10 hours.
 const CHAT_UUID_TTL_MS: u64 = 10 * 3600 * 1000;
 const ID_LIST_MAX: usize = 50;
@@ -39,69 +27,69 @@ pub fn endpoints() -> Vec<Endpoint> {
     const CHAT: &str = "/open-apis/im/v1/chats/{chat_id}";
     const MEMBERS: &str = "/open-apis/im/v1/chats/{chat_id}/members";
     vec![
-        Endpoint::new("list_chats", M::GET, "/open-apis/im/v1/chats", READ, list),
+        Endpoint::new(
+            "list_chats",
+            M::GET,
+            "/open-apis/im/v1/chats",
+            scopes::CHAT_READ,
+            list,
+        ),
         Endpoint::new(
             "search_chats",
             M::GET,
             "/open-apis/im/v1/chats/search",
-            READ,
+            scopes::CHAT_READ,
             search,
         ),
-        Endpoint::new("get_chat", M::GET, CHAT, READ, get),
+        Endpoint::new("get_chat", M::GET, CHAT, scopes::CHAT_READ, get),
         Endpoint::new(
             "create_chat",
             M::POST,
             "/open-apis/im/v1/chats",
-            &["im:chat", "im:chat:create"],
+            scopes::CHAT_CREATE,
             create,
         ),
-        Endpoint::new(
-            "update_chat",
-            M::PUT,
-            CHAT,
-            &["im:chat", "im:chat:update"],
-            update,
-        ),
+        Endpoint::new("update_chat", M::PUT, CHAT, scopes::CHAT_UPDATE, update),
         Endpoint::new(
             "dissolve_chat",
             M::DELETE,
             CHAT,
-            &["im:chat", "im:chat:delete"],
+            scopes::CHAT_DELETE,
             dissolve,
         ),
         Endpoint::new(
             "get_chat_share_link",
             M::POST,
             "/open-apis/im/v1/chats/{chat_id}/link",
-            &["im:chat", "im:chat:read"],
+            scopes::CHAT_LINK,
             share_link,
         ),
         Endpoint::new(
             "list_chat_members",
             M::GET,
             MEMBERS,
-            MEMBERS_READ,
+            scopes::CHAT_MEMBERS_READ,
             list_members,
         ),
         Endpoint::new(
             "is_in_chat",
             M::GET,
             "/open-apis/im/v1/chats/{chat_id}/members/is_in_chat",
-            MEMBERS_READ,
+            scopes::CHAT_MEMBERS_READ,
             is_in_chat,
         ),
         Endpoint::new(
             "add_chat_members",
             M::POST,
             MEMBERS,
-            MEMBERS_WRITE,
+            scopes::CHAT_MEMBERS_WRITE,
             add_members,
         ),
         Endpoint::new(
             "remove_chat_members",
             M::DELETE,
             MEMBERS,
-            MEMBERS_WRITE,
+            scopes::CHAT_MEMBERS_WRITE,
             remove_members,
         ),
     ]

@@ -8,34 +8,12 @@ use axum::http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::lark::scope_sets as scopes;
 use crate::sandbox::endpoint::{Call, Endpoint};
 use crate::sandbox::envelope::{ApiError, Reply, codes};
 use crate::sandbox::seed::{DepartmentSeed, UserSeed, UserStatusSeed};
 use crate::sandbox::world::World;
 
-const READ_CONTACT: &[&str] = &[
-    "contact:contact.base:readonly",
-    "contact:contact:access_as_app",
-    "contact:contact:readonly",
-    "contact:contact:readonly_as_app",
-];
-const READ_DEPARTMENTS: &[&str] = &[
-    "contact:contact.base:readonly",
-    "contact:department.organize:readonly",
-    "contact:contact:access_as_app",
-    "contact:contact:readonly",
-    "contact:contact:readonly_as_app",
-];
-const READ_SCOPE: &[&str] = &[
-    "contact:contact.base:readonly",
-    "contact:contact:access_as_app",
-    "contact:contact:readonly_as_app",
-];
-const READ_GROUPS: &[&str] = &[
-    "contact:group:readonly",
-    "contact:contact:readonly_as_app",
-    "contact:contact:access_as_app",
-];
 const BATCH_MAX: usize = 50;
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -45,91 +23,91 @@ pub fn endpoints() -> Vec<Endpoint> {
             "get_user",
             M::GET,
             "/open-apis/contact/v3/users/{user_id}",
-            READ_CONTACT,
+            scopes::CONTACT_READ,
             get_user,
         ),
         Endpoint::new(
             "batch_get_users",
             M::GET,
             "/open-apis/contact/v3/users/batch",
-            &["contact:contact.base:readonly"],
+            scopes::USERS_BATCH,
             batch_get_users,
         ),
         Endpoint::new(
             "lookup_user_by_email_or_mobile",
             M::POST,
             "/open-apis/contact/v3/users/batch_get_id",
-            &["contact:user.id:readonly"],
+            scopes::USER_ID_LOOKUP,
             batch_get_id,
         ),
         Endpoint::new(
             "find_users_by_department",
             M::GET,
             "/open-apis/contact/v3/users/find_by_department",
-            READ_DEPARTMENTS,
+            scopes::DEPARTMENTS_READ,
             find_by_department,
         ),
         Endpoint::new(
             "get_department",
             M::GET,
             "/open-apis/contact/v3/departments/{department_id}",
-            READ_DEPARTMENTS,
+            scopes::DEPARTMENTS_READ,
             get_department,
         ),
         Endpoint::new(
             "batch_get_departments",
             M::GET,
             "/open-apis/contact/v3/departments/batch",
-            READ_DEPARTMENTS,
+            scopes::DEPARTMENTS_READ,
             batch_get_departments,
         ),
         Endpoint::new(
             "list_child_departments",
             M::GET,
             "/open-apis/contact/v3/departments/{department_id}/children",
-            READ_DEPARTMENTS,
+            scopes::DEPARTMENTS_READ,
             children,
         ),
         Endpoint::new(
             "list_parent_departments",
             M::GET,
             "/open-apis/contact/v3/departments/parent",
-            READ_DEPARTMENTS,
+            scopes::DEPARTMENTS_READ,
             parents,
         ),
         Endpoint::new(
             "list_contact_scopes",
             M::GET,
             "/open-apis/contact/v3/scopes",
-            READ_SCOPE,
+            scopes::CONTACT_RANGE,
             contact_scopes,
         ),
         Endpoint::new(
             "list_user_groups",
             M::GET,
             "/open-apis/contact/v3/group/simplelist",
-            READ_GROUPS,
+            scopes::GROUPS_READ,
             list_groups,
         ),
         Endpoint::new(
             "get_user_group",
             M::GET,
             "/open-apis/contact/v3/group/{group_id}",
-            READ_GROUPS,
+            scopes::GROUPS_READ,
             get_group,
         ),
         Endpoint::new(
             "list_user_group_members",
             M::GET,
             "/open-apis/contact/v3/group/{group_id}/member/simplelist",
-            READ_GROUPS,
+            scopes::GROUPS_READ,
             group_members,
         ),
         Endpoint::new(
             "list_groups_of_member",
             M::GET,
             "/open-apis/contact/v3/group/member_belong",
-            READ_GROUPS,
+            scopes::GROUPS_READ,
             member_belong,
         ),
     ]

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::resources;
+use crate::lark::scope_sets as scopes;
 use crate::sandbox::endpoint::{Call, Endpoint};
 use crate::sandbox::envelope::{ApiError, Reply, codes};
 use crate::sandbox::seed::UserStatusSeed;
@@ -19,24 +20,6 @@ use crate::sandbox::world::{
     reaction_id_for,
 };
 
-const SEND: &[&str] = &["im:message", "im:message:send_as_bot", "im:message:send"];
-const UPDATE: &[&str] = &["im:message", "im:message:send_as_bot", "im:message:update"];
-const RECALL: &[&str] = &["im:message", "im:message:recall", "im:message:send_as_bot"];
-const READ: &[&str] = &["im:message", "im:message:readonly"];
-const HISTORY: &[&str] = &[
-    "im:message",
-    "im:message:readonly",
-    "im:message.history:readonly",
-];
-const REACT: &[&str] = &["im:message", "im:message.reactions:write_only"];
-const READ_REACTIONS: &[&str] = &["im:message.reactions:read", "im:message:readonly"];
-const PIN: &[&str] = &[
-    "im:message",
-    "im:message.pins:write_only",
-    "im:message:send_as_bot",
-];
-const UNPIN: &[&str] = &["im:message", "im:message.pins:write_only"];
-const READ_PINS: &[&str] = &["im:message", "im:message.pins:read", "im:message:readonly"];
 /// Bot reads of group (not p2p) messages also need this one (else 230027).
 const GROUP_MSG_SCOPE: &str = "im:message.group_msg";
 
@@ -246,82 +229,112 @@ pub fn endpoints() -> Vec<Endpoint> {
             "send_message",
             M::POST,
             "/open-apis/im/v1/messages",
-            SEND,
+            scopes::MESSAGE_SEND,
             send_message,
         ),
         Endpoint::new(
             "list_messages",
             M::GET,
             "/open-apis/im/v1/messages",
-            HISTORY,
+            scopes::MESSAGE_HISTORY,
             list_messages,
         ),
         Endpoint::new(
             "reply_message",
             M::POST,
             "/open-apis/im/v1/messages/{message_id}/reply",
-            SEND,
+            scopes::MESSAGE_SEND,
             reply_message,
         ),
-        Endpoint::new("get_message", M::GET, MSG, READ, get_message),
-        Endpoint::new("edit_message", M::PUT, MSG, UPDATE, edit_message),
-        Endpoint::new("update_card_message", M::PATCH, MSG, UPDATE, update_card),
-        Endpoint::new("recall_message", M::DELETE, MSG, RECALL, recall_message),
+        Endpoint::new(
+            "get_message",
+            M::GET,
+            MSG,
+            scopes::MESSAGE_READ,
+            get_message,
+        ),
+        Endpoint::new(
+            "edit_message",
+            M::PUT,
+            MSG,
+            scopes::MESSAGE_UPDATE,
+            edit_message,
+        ),
+        Endpoint::new(
+            "update_card_message",
+            M::PATCH,
+            MSG,
+            scopes::MESSAGE_UPDATE,
+            update_card,
+        ),
+        Endpoint::new(
+            "recall_message",
+            M::DELETE,
+            MSG,
+            scopes::MESSAGE_RECALL,
+            recall_message,
+        ),
         Endpoint::new(
             "forward_message",
             M::POST,
             "/open-apis/im/v1/messages/{message_id}/forward",
-            &["im:message"],
+            scopes::MESSAGE_FORWARD,
             forward_message,
         ),
         Endpoint::new(
             "message_read_users",
             M::GET,
             "/open-apis/im/v1/messages/{message_id}/read_users",
-            READ,
+            scopes::MESSAGE_READ,
             read_users,
         ),
         Endpoint::new(
             "add_reaction",
             M::POST,
             "/open-apis/im/v1/messages/{message_id}/reactions",
-            REACT,
+            scopes::REACTIONS_WRITE,
             add_reaction,
         ),
         Endpoint::new(
             "list_reactions",
             M::GET,
             "/open-apis/im/v1/messages/{message_id}/reactions",
-            READ_REACTIONS,
+            scopes::REACTIONS_READ,
             list_reactions,
         ),
         Endpoint::new(
             "delete_reaction",
             M::DELETE,
             "/open-apis/im/v1/messages/{message_id}/reactions/{reaction_id}",
-            REACT,
+            scopes::REACTIONS_WRITE,
             delete_reaction,
         ),
-        Endpoint::new("pin_message", M::POST, "/open-apis/im/v1/pins", PIN, pin),
+        Endpoint::new(
+            "pin_message",
+            M::POST,
+            "/open-apis/im/v1/pins",
+            scopes::PINS_WRITE,
+            pin,
+        ),
         Endpoint::new(
             "unpin_message",
             M::DELETE,
             "/open-apis/im/v1/pins/{message_id}",
-            UNPIN,
+            scopes::UNPIN,
             unpin,
         ),
         Endpoint::new(
             "list_pins",
             M::GET,
             "/open-apis/im/v1/pins",
-            READ_PINS,
+            scopes::PINS_READ,
             list_pins,
         ),
         Endpoint::new(
             "download_message_resource",
             M::GET,
             "/open-apis/im/v1/messages/{message_id}/resources/{file_key}",
-            HISTORY,
+            scopes::MESSAGE_HISTORY,
             download_resource,
         ),
     ]

@@ -5,11 +5,11 @@
 use axum::http::Method;
 use serde_json::json;
 
+use crate::lark::scope_sets as scopes;
 use crate::sandbox::endpoint::{Call, Endpoint};
 use crate::sandbox::envelope::{ApiError, Reply, codes};
 use crate::sandbox::world::{ResourceKind, ResourceRef, StoredResource, World, fnv1a, random_hex};
 
-const UPLOAD: &[&str] = &["im:resource", "im:resource:upload"];
 /// Lark's image limit (10 MB); the file limit is `Options::file_upload_max_bytes`.
 pub const IMAGE_MAX_BYTES: usize = 10 * 1024 * 1024;
 /// What axum buffers for an upload request; the handlers apply the real limits.
@@ -23,7 +23,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "upload_image",
             M::POST,
             "/open-apis/im/v1/images",
-            UPLOAD,
+            scopes::RESOURCE_UPLOAD,
             upload_image,
         )
         .with_body_limit(UPLOAD_BODY_LIMIT),
@@ -31,7 +31,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "upload_file",
             M::POST,
             "/open-apis/im/v1/files",
-            UPLOAD,
+            scopes::RESOURCE_UPLOAD,
             upload_file,
         )
         .with_body_limit(UPLOAD_BODY_LIMIT),
