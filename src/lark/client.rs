@@ -380,11 +380,8 @@ impl LarkClient {
                 .as_deref()
                 .is_some_and(|t| t.starts_with("application/json"))
             {
-                let file_name = header(reqwest::header::CONTENT_DISPOSITION).and_then(|d| {
-                    d.split("filename=")
-                        .nth(1)
-                        .map(|f| f.trim_matches(['"', ' ', ';']).to_string())
-                });
+                let file_name =
+                    header(reqwest::header::CONTENT_DISPOSITION).and_then(|d| disposition_name(&d));
                 return Ok(Response {
                     body: Value::Null,
                     log_id: headers
@@ -532,6 +529,30 @@ impl LarkClient {
     }
 }
 
+/// The file name in a `Content-Disposition`: RFC 5987 `filename*=UTF-8''…` (non-ASCII
+/// names) preferred over the plain `filename="…"`.
+fn disposition_name(header: &str) -> Option<String> {
+    let params = header.split(';').map(str::trim);
+    let mut plain = None;
+    for p in params {
+        let Some((key, value)) = p.split_once('=') else {
+            continue;
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "filename*" => {
+                let encoded = value.trim().splitn(3, '\'').nth(2)?;
+                let decoded = percent_encoding::percent_decode_str(encoded)
+                    .decode_utf8()
+                    .ok()?;
+                return Some(decoded.into_owned()).filter(|n| !n.is_empty());
+            }
+            "filename" => plain = Some(value.trim().trim_matches('"').to_string()),
+            _ => {}
+        }
+    }
+    plain.filter(|n| !n.is_empty())
+}
+
 fn is_loopback(base: &str) -> bool {
     reqwest::Url::parse(base)
         .ok()
@@ -641,5 +662,26 @@ fn decode(op: &str, status: u16, headers: &HeaderMap, bytes: &[u8]) -> Result<Re
             e.retry_after = retry_after;
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::disposition_name;
+
+    #[test]
+    fn download_names_come_from_either_disposition_form() {
+        assert_eq!(
+            disposition_name("attachment; filename=\"report.pdf\"").as_deref(),
+            Some("report.pdf")
+        );
+        assert_eq!(
+            disposition_name(
+                "attachment; filename=\"__-__.pdf\"; filename*=UTF-8''%E5%91%A8%E6%8A%A5-%E8%8D%89%E7%A8%BF.pdf"
+            )
+            .as_deref(),
+            Some("周报-草稿.pdf")
+        );
+        assert_eq!(disposition_name("inline").as_deref(), None);
     }
 }

@@ -157,7 +157,7 @@ pub async fn compose(ctx: &ToolCtx, c: ContentChoice) -> Result<Composed, ToolEr
     };
     if let Some(text) = c.text {
         let text = non_empty("text", text)?;
-        let mentions = resolve_mentions(ctx, &text).await?;
+        let mentions = resolve_mentions(ctx, &text, &[]).await?;
         let content = json!({"text": lark_text(&text, &mentions)}).to_string();
         check_size("text", &content, TEXT_LIMIT)?;
         return Ok(Composed {
@@ -167,8 +167,10 @@ pub async fn compose(ctx: &ToolCtx, c: ContentChoice) -> Result<Composed, ToolEr
     }
     if let Some(md) = c.markdown {
         let md = non_empty("markdown", md)?;
-        let mentions = resolve_mentions(ctx, &md).await?;
-        let post = super::markdown::to_post(&canonical_mentions(&md, &mentions), &mentions);
+        // Mention syntax inside code is shown as written, not resolved.
+        let code = super::markdown::code_ranges(&md);
+        let mentions = resolve_mentions(ctx, &md, &code).await?;
+        let post = super::markdown::to_post(&canonical_mentions(&md, &mentions, &code), &mentions);
         let content = post.to_string();
         check_size("markdown", &content, RICH_LIMIT)?;
         return Ok(Composed {
@@ -215,8 +217,11 @@ pub struct Person {
     pub name: String,
 }
 
-/// Mention tokens as (byte range, mention), in order.
-fn scan_mentions(text: &str) -> Vec<(std::ops::Range<usize>, Mention)> {
+/// Mention tokens as (byte range, mention), in order, except those starting in `literal`.
+fn scan_mentions(
+    text: &str,
+    literal: &[std::ops::Range<usize>],
+) -> Vec<(std::ops::Range<usize>, Mention)> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -276,6 +281,7 @@ fn scan_mentions(text: &str) -> Vec<(std::ops::Range<usize>, Mention)> {
         }
         i += text[i..].chars().next().map(char::len_utf8).unwrap_or(1);
     }
+    out.retain(|(r, _)| !literal.iter().any(|l| l.contains(&r.start)));
     out
 }
 
@@ -302,8 +308,12 @@ fn email_len(s: &str) -> usize {
 
 /// Resolves every mention to an open_id and name: emails through `batch_get_id`, open_ids
 /// through `users/batch`. Returns a map keyed by the agent's token (email or open_id).
-async fn resolve_mentions(ctx: &ToolCtx, text: &str) -> Result<HashMap<String, Person>, ToolError> {
-    let found = scan_mentions(text);
+async fn resolve_mentions(
+    ctx: &ToolCtx,
+    text: &str,
+    literal: &[std::ops::Range<usize>],
+) -> Result<HashMap<String, Person>, ToolError> {
+    let found = scan_mentions(text, literal);
     let mut emails: Vec<String> = Vec::new();
     let mut ids: Vec<String> = Vec::new();
     for (_, m) in &found {
@@ -410,7 +420,7 @@ fn person_for<'m>(m: &Mention, mentions: &'m HashMap<String, Person>) -> Option<
 
 /// Text with mentions as Lark's `<at user_id="…">Name</at>`.
 fn lark_text(text: &str, mentions: &HashMap<String, Person>) -> String {
-    rewrite(text, mentions, |p| {
+    rewrite(text, mentions, &[], |p| {
         if p.open_id == "all" {
             "<at user_id=\"all\"></at>".to_string()
         } else {
@@ -420,8 +430,12 @@ fn lark_text(text: &str, mentions: &HashMap<String, Person>) -> String {
 }
 
 /// Text with every mention as `<at id="ou_…"></at>`, the one form the markdown converter reads.
-fn canonical_mentions(text: &str, mentions: &HashMap<String, Person>) -> String {
-    rewrite(text, mentions, |p| {
+fn canonical_mentions(
+    text: &str,
+    mentions: &HashMap<String, Person>,
+    literal: &[std::ops::Range<usize>],
+) -> String {
+    rewrite(text, mentions, literal, |p| {
         format!("<at id=\"{}\"></at>", p.open_id)
     })
 }
@@ -429,11 +443,12 @@ fn canonical_mentions(text: &str, mentions: &HashMap<String, Person>) -> String 
 fn rewrite(
     text: &str,
     mentions: &HashMap<String, Person>,
+    literal: &[std::ops::Range<usize>],
     render: impl Fn(&Person) -> String,
 ) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for (range, m) in scan_mentions(text) {
+    for (range, m) in scan_mentions(text, literal) {
         if let Some(p) = person_for(&m, mentions) {
             out.push_str(&text[last..range.start]);
             out.push_str(&render(p));
@@ -451,7 +466,7 @@ mod tests {
     #[test]
     fn mentions_are_found_in_every_documented_form() {
         let t = "hi @zhang.wei@northwind.example and <at id=\"ou_1\"></at>, <at id='ou_2'>Bob</at> @all! mail me: a@b.com";
-        let m: Vec<Mention> = scan_mentions(t).into_iter().map(|(_, m)| m).collect();
+        let m: Vec<Mention> = scan_mentions(t, &[]).into_iter().map(|(_, m)| m).collect();
         assert_eq!(
             m,
             vec![
@@ -465,8 +480,8 @@ mod tests {
 
     #[test]
     fn plain_at_signs_are_left_alone() {
-        assert!(scan_mentions("meet @ 5pm, @alice, @allison, x@y").is_empty());
-        assert!(scan_mentions("价格 @ 10元 ✅").is_empty());
+        assert!(scan_mentions("meet @ 5pm, @alice, @allison, x@y", &[]).is_empty());
+        assert!(scan_mentions("价格 @ 10元 ✅", &[]).is_empty());
     }
 
     #[test]

@@ -87,27 +87,52 @@ impl Builder {
         else {
             return html.trim() == "</at>";
         };
-        let name = mentions
-            .values()
-            .find(|p| p.open_id == id)
-            .map(|p| p.name.clone())
-            .unwrap_or_default();
+        if self.in_cell {
+            // Kept in its cell; becomes an `at` element when the row is written.
+            self.cell
+                .push_str(&format!("{MENTION_MARK}{id}{MENTION_MARK}"));
+            return true;
+        }
         if self.current.is_empty() && self.quote_depth > 0 {
             self.line_prefix(None);
         }
-        let mut el = json!({"tag": "at", "user_id": id});
-        if !name.is_empty() && id != "all" {
-            el["user_name"] = json!(name);
-        }
-        self.current.push(el);
+        self.current.push(at_element(id, mentions));
         true
     }
 }
 
+/// Brackets a mention's open_id inside table cell text.
+const MENTION_MARK: char = '\u{1}';
+
+fn at_element(id: &str, mentions: &HashMap<String, Person>) -> Value {
+    let name = mentions
+        .values()
+        .find(|p| p.open_id == id)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let mut el = json!({"tag": "at", "user_id": id});
+    if !name.is_empty() && id != "all" {
+        el["user_name"] = json!(name);
+    }
+    el
+}
+
+fn options() -> Options {
+    Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH
+}
+
+/// Byte ranges of code spans and code blocks, where mention syntax is literal text.
+pub fn code_ranges(markdown: &str) -> Vec<std::ops::Range<usize>> {
+    Parser::new_ext(markdown, options())
+        .into_offset_iter()
+        .filter(|(e, _)| matches!(e, Event::Code(_) | Event::Start(Tag::CodeBlock(_))))
+        .map(|(_, range)| range)
+        .collect()
+}
+
 pub fn to_post(markdown: &str, mentions: &HashMap<String, Person>) -> Value {
     let mut b = Builder::default();
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
-    for event in Parser::new_ext(markdown, options) {
+    for event in Parser::new_ext(markdown, options()) {
         match event {
             Event::Start(tag) => match tag {
                 Tag::Paragraph => {}
@@ -211,14 +236,23 @@ pub fn to_post(markdown: &str, mentions: &HashMap<String, Person>) -> Value {
                     b.table_row.push(cell.trim().to_string());
                 }
                 TagEnd::TableHead | TagEnd::TableRow => {
-                    // Tables degrade to one line per row, cells separated by " | ".
+                    // Tables degrade to one line per row, cells separated by " | ";
+                    // mentions in cells stay `at` elements, in place.
                     let line = b.table_row.join(" | ");
-                    let mut el = json!({"tag": "text", "text": line});
-                    if b.in_table_head {
-                        el["style"] = json!(["bold"]);
+                    let mut row = Vec::new();
+                    for (i, part) in line.split(MENTION_MARK).enumerate() {
+                        if i % 2 == 1 {
+                            row.push(at_element(part, mentions));
+                        } else if !part.is_empty() || line.is_empty() {
+                            let mut el = json!({"tag": "text", "text": part});
+                            if b.in_table_head {
+                                el["style"] = json!(["bold"]);
+                            }
+                            row.push(el);
+                        }
                     }
                     b.in_table_head = false;
-                    b.paragraphs.push(vec![el]);
+                    b.paragraphs.push(row);
                     b.table_row.clear();
                 }
                 TagEnd::Table => {}

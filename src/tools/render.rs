@@ -116,14 +116,16 @@ pub fn render(m: &Value, names: &HashMap<String, String>, bot_name: &str) -> Mes
     }
 }
 
-/// `@_user_1` placeholders → `@Name`.
+/// `@_user_1` placeholders → `@Name`; `@_all` (which has no mentions entry) → `@all`.
 fn with_names(text: &str, mentions: &HashMap<String, String>) -> String {
     let mut keys: Vec<&String> = mentions.keys().collect();
     // Longest first, so @_user_10 is not read as @_user_1 + "0".
     keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
-    keys.into_iter().fold(text.to_string(), |acc, k| {
-        acc.replace(k.as_str(), &format!("@{}", mentions[k]))
-    })
+    keys.into_iter()
+        .fold(text.to_string(), |acc, k| {
+            acc.replace(k.as_str(), &format!("@{}", mentions[k]))
+        })
+        .replace("@_all", "@all")
 }
 
 /// `<at user_id="…">Name</at>` (as sent) → `@Name`.
@@ -304,11 +306,11 @@ mod tests {
     fn text_mentions_show_names_and_times_are_iso() {
         let m = json!({"message_id": "om_1", "msg_type": "text", "create_time": "1700000000000",
             "sender": {"id": "ou_a", "sender_type": "user"},
-            "body": {"content": "{\"text\":\"@_user_1 请看 @_user_10\"}"},
+            "body": {"content": "{\"text\":\"@_user_1 请看 @_user_10 @_all\"}"},
             "mentions": [{"key": "@_user_1", "name": "张伟"}, {"key": "@_user_10", "name": "Li"}]});
         let names = HashMap::from([("ou_a".to_string(), "王芳".to_string())]);
         let r = render(&m, &names, "Bot");
-        assert_eq!(r.text, "@张伟 请看 @Li");
+        assert_eq!(r.text, "@张伟 请看 @Li @all");
         assert_eq!(r.sender.name.as_deref(), Some("王芳"));
         assert_eq!(r.time, "2023-11-14T22:13:20Z");
     }

@@ -4,6 +4,8 @@
 //! Every test file that needs them says `mod common;`; not every binary uses every item.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod im;
 pub mod mcp;
 
 use std::sync::Arc;
