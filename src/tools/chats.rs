@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::output::NamedId;
-use super::paging::{Paging, pages};
+use super::paging::{Paging, pages, with_paging};
 use super::render::iso_time;
 use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 use crate::lark::scope_sets as scopes;
@@ -202,18 +202,10 @@ async fn briefs(ctx: &ToolCtx, raw: &[Value]) -> Vec<ChatBrief> {
         .collect()
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ListChatsArgs {
-    /// Items per page, 1–100.
-    page_size: Option<u32>,
-    /// next_page_token from the previous call.
-    page_token: Option<String>,
-    /// Fetch every page (up to max_items).
-    #[serde(default)]
-    all_pages: bool,
-    /// Cap for all_pages (default 500).
-    max_items: Option<u32>,
+with_paging! {
+    "Items per page, 1–100.",
+    struct ListChatsArgs {
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -223,15 +215,10 @@ struct ChatsOut {
     next_page_token: Option<String>,
 }
 
-async fn list_chats(ctx: ToolCtx, a: ListChatsArgs) -> Result<ChatsOut, ToolError> {
+async fn list_chats(ctx: ToolCtx, mut a: ListChatsArgs) -> Result<ChatsOut, ToolError> {
     let base = Request::get("list chats", "/open-apis/im/v1/chats".into())
         .query("user_id_type", "open_id");
-    let paging = Paging {
-        page_size: a.page_size,
-        page_token: a.page_token,
-        all_pages: a.all_pages,
-        max_items: a.max_items,
-    };
+    let paging = a.paging();
     let (raw, next, _) = pages(&ctx, base, "items", paging, 100).await?;
     Ok(ChatsOut {
         chats: briefs(&ctx, &raw).await,
@@ -586,20 +573,12 @@ async fn get_chat_link(ctx: ToolCtx, a: LinkArgs) -> Result<Link, ToolError> {
     })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct MembersArgs {
-    /// The chat (oc_…).
-    chat_id: String,
-    /// Items per page, 1–100.
-    page_size: Option<u32>,
-    /// next_page_token from the previous call.
-    page_token: Option<String>,
-    /// Fetch every page (up to max_items).
-    #[serde(default)]
-    all_pages: bool,
-    /// Cap for all_pages (default 500).
-    max_items: Option<u32>,
+with_paging! {
+    "Items per page, 1–100.",
+    struct MembersArgs {
+        /// The chat (oc_…).
+        chat_id: String,
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -611,15 +590,10 @@ struct MembersOut {
     next_page_token: Option<String>,
 }
 
-async fn list_chat_members(ctx: ToolCtx, a: MembersArgs) -> Result<MembersOut, ToolError> {
+async fn list_chat_members(ctx: ToolCtx, mut a: MembersArgs) -> Result<MembersOut, ToolError> {
     let path = chat_path("/open-apis/im/v1/chats/{}/members", &a.chat_id)?;
     let base = Request::get("list chat members", path).query("member_id_type", "open_id");
-    let paging = Paging {
-        page_size: a.page_size,
-        page_token: a.page_token,
-        all_pages: a.all_pages,
-        max_items: a.max_items,
-    };
+    let paging = a.paging();
     let (raw, next, last) = pages(&ctx, base, "items", paging, 100).await?;
     let members = raw
         .iter()

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::ids::{DepartmentIdType, UserIdType};
 use super::output::{Department, NamedId, Person, status_word};
-use super::paging::{Paging, pages};
+use super::paging::{Paging, pages, with_paging};
 use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 use crate::lark::scope_sets as scopes;
 use crate::lark::{Request, api_path};
@@ -402,22 +402,14 @@ async fn get_users(ctx: ToolCtx, a: GetUsersArgs) -> Result<UsersOut, ToolError>
     })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct DeptUsersArgs {
-    /// Department id; "0" is the root.
-    department_id: String,
-    /// Inferred from the id (od-… is open_department_id) when omitted.
-    id_type: Option<DepartmentIdType>,
-    /// Items per page, 1–50.
-    page_size: Option<u32>,
-    /// next_page_token from the previous call.
-    page_token: Option<String>,
-    /// Fetch every page (up to max_items).
-    #[serde(default)]
-    all_pages: bool,
-    /// Cap for all_pages (default 500).
-    max_items: Option<u32>,
+with_paging! {
+    "Items per page, 1–50.",
+    struct DeptUsersArgs {
+        /// Department id; "0" is the root.
+        department_id: String,
+        /// Inferred from the id (od-… is open_department_id) when omitted.
+        id_type: Option<DepartmentIdType>,
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -427,7 +419,10 @@ struct PeoplePage {
     next_page_token: Option<String>,
 }
 
-async fn list_department_users(ctx: ToolCtx, a: DeptUsersArgs) -> Result<PeoplePage, ToolError> {
+async fn list_department_users(
+    ctx: ToolCtx,
+    mut a: DeptUsersArgs,
+) -> Result<PeoplePage, ToolError> {
     let t = DepartmentIdType::resolve(a.id_type, &a.department_id);
     let base = Request::get(
         "list department users",
@@ -436,12 +431,7 @@ async fn list_department_users(ctx: ToolCtx, a: DeptUsersArgs) -> Result<PeopleP
     .query("department_id", a.department_id.clone())
     .query("department_id_type", t.as_str())
     .query("user_id_type", "open_id");
-    let paging = Paging {
-        page_size: a.page_size,
-        page_token: a.page_token,
-        all_pages: a.all_pages,
-        max_items: a.max_items,
-    };
+    let paging = a.paging();
     let (raw, next, _) = pages(&ctx, base, "items", paging, 50).await?;
     // The listing asked for the given id type; names are looked up by open ids.
     let users = people(&ctx, &raw).await;
@@ -491,25 +481,17 @@ async fn get_department(ctx: ToolCtx, a: DeptArgs) -> Result<Department, ToolErr
         .ok_or_else(|| ToolError::msg("get department failed: Lark returned no department"))
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ListDeptsArgs {
-    /// Parent department id; the root "0" when omitted.
-    parent_id: Option<String>,
-    /// Inferred from the id when omitted.
-    id_type: Option<DepartmentIdType>,
-    /// Include every level below, not just direct children.
-    #[serde(default)]
-    recursive: bool,
-    /// Items per page, 1–50.
-    page_size: Option<u32>,
-    /// next_page_token from the previous call.
-    page_token: Option<String>,
-    /// Fetch every page (up to max_items).
-    #[serde(default)]
-    all_pages: bool,
-    /// Cap for all_pages (default 500).
-    max_items: Option<u32>,
+with_paging! {
+    "Items per page, 1–50.",
+    struct ListDeptsArgs {
+        /// Parent department id; the root "0" when omitted.
+        parent_id: Option<String>,
+        /// Inferred from the id when omitted.
+        id_type: Option<DepartmentIdType>,
+        /// Include every level below, not just direct children.
+        #[serde(default)]
+        recursive: bool,
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -521,8 +503,8 @@ struct DeptPage {
     note: Option<String>,
 }
 
-async fn list_departments(ctx: ToolCtx, a: ListDeptsArgs) -> Result<DeptPage, ToolError> {
-    let parent = a.parent_id.unwrap_or_else(|| "0".into());
+async fn list_departments(ctx: ToolCtx, mut a: ListDeptsArgs) -> Result<DeptPage, ToolError> {
+    let parent = a.parent_id.take().unwrap_or_else(|| "0".into());
     let t = DepartmentIdType::resolve(a.id_type, &parent);
     let path = api_path("/open-apis/contact/v3/departments/{}/children", &[&parent])
         .map_err(|e| ToolError::invalid("parent_id", e.msg))?;
@@ -530,12 +512,7 @@ async fn list_departments(ctx: ToolCtx, a: ListDeptsArgs) -> Result<DeptPage, To
         .query("department_id_type", t.as_str())
         .query("user_id_type", "open_id")
         .query("fetch_child", a.recursive.to_string());
-    let paging = Paging {
-        page_size: a.page_size,
-        page_token: a.page_token,
-        all_pages: a.all_pages,
-        max_items: a.max_items,
-    };
+    let paging = a.paging();
     match pages(&ctx, base, "items", paging, 50).await {
         Ok((raw, next, _)) => Ok(DeptPage {
             departments: departments_out(&ctx, &raw).await,
@@ -639,21 +616,13 @@ enum GroupType {
     Dynamic,
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct GroupsArgs {
-    /// normal (default) or dynamic (rule-based) groups.
-    #[serde(rename = "type")]
-    group_type: Option<GroupType>,
-    /// Items per page, 1–100.
-    page_size: Option<u32>,
-    /// next_page_token from the previous call.
-    page_token: Option<String>,
-    /// Fetch every page (up to max_items).
-    #[serde(default)]
-    all_pages: bool,
-    /// Cap for all_pages (default 500).
-    max_items: Option<u32>,
+with_paging! {
+    "Items per page, 1–100.",
+    struct GroupsArgs {
+        /// normal (default) or dynamic (rule-based) groups.
+        #[serde(rename = "type")]
+        group_type: Option<GroupType>,
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -673,7 +642,7 @@ struct GroupsOut {
     next_page_token: Option<String>,
 }
 
-async fn list_user_groups(ctx: ToolCtx, a: GroupsArgs) -> Result<GroupsOut, ToolError> {
+async fn list_user_groups(ctx: ToolCtx, mut a: GroupsArgs) -> Result<GroupsOut, ToolError> {
     let kind = if a.group_type == Some(GroupType::Dynamic) {
         "2"
     } else {
@@ -684,12 +653,7 @@ async fn list_user_groups(ctx: ToolCtx, a: GroupsArgs) -> Result<GroupsOut, Tool
         "/open-apis/contact/v3/group/simplelist".into(),
     )
     .query("type", kind);
-    let paging = Paging {
-        page_size: a.page_size,
-        page_token: a.page_token,
-        all_pages: a.all_pages,
-        max_items: a.max_items,
-    };
+    let paging = a.paging();
     let (raw, next, _) = pages(&ctx, base, "grouplist", paging, 100).await?;
     let groups = raw
         .iter()
@@ -733,22 +697,14 @@ enum MemberType {
     Department,
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct GroupMembersArgs {
-    /// The user group's id (from list_user_groups).
-    group_id: String,
-    /// user (default) or department members.
-    member_type: Option<MemberType>,
-    /// Items per page, 1–100.
-    page_size: Option<u32>,
-    /// next_page_token from the previous call.
-    page_token: Option<String>,
-    /// Fetch every page (up to max_items).
-    #[serde(default)]
-    all_pages: bool,
-    /// Cap for all_pages (default 500).
-    max_items: Option<u32>,
+with_paging! {
+    "Items per page, 1–100.",
+    struct GroupMembersArgs {
+        /// The user group's id (from list_user_groups).
+        group_id: String,
+        /// user (default) or department members.
+        member_type: Option<MemberType>,
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -761,7 +717,7 @@ struct MembersOut {
 
 async fn list_user_group_members(
     ctx: ToolCtx,
-    a: GroupMembersArgs,
+    mut a: GroupMembersArgs,
 ) -> Result<MembersOut, ToolError> {
     let departments = a.member_type == Some(MemberType::Department);
     let path = api_path(
@@ -782,12 +738,7 @@ async fn list_user_group_members(
                 "open_id"
             },
         );
-    let paging = Paging {
-        page_size: a.page_size,
-        page_token: a.page_token,
-        all_pages: a.all_pages,
-        max_items: a.max_items,
-    };
+    let paging = a.paging();
     let (raw, next, _) = pages(&ctx, base, "memberlist", paging, 100).await?;
     let ids: Vec<String> = raw
         .iter()

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::compose::{ReceiverType, compose, with_content};
 use super::output::NamedId;
-use super::paging::{Paging, pages};
+use super::paging::{pages, with_paging};
 use super::render::{MessageOut, iso_time, people_in, render};
 use super::{Media, Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset, when};
 use crate::lark::scope_sets as scopes;
@@ -526,28 +526,20 @@ enum Order {
     OldestFirst,
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ListArgs {
-    /// The chat (oc_…); give this or thread_id.
-    chat_id: Option<String>,
-    /// The thread (omt_…); give this or chat_id.
-    thread_id: Option<String>,
-    /// Earliest send time: ISO 8601, or a span back from now (30m, 24h, 7d), today, yesterday.
-    since: Option<String>,
-    /// Latest send time, same forms.
-    until: Option<String>,
-    /// newest_first (default) or oldest_first.
-    order: Option<Order>,
-    /// Items per page, 1–50.
-    page_size: Option<u32>,
-    /// next_page_token from the previous call.
-    page_token: Option<String>,
-    /// Fetch every page (up to max_items).
-    #[serde(default)]
-    all_pages: bool,
-    /// Cap for all_pages (default 500).
-    max_items: Option<u32>,
+with_paging! {
+    "Items per page, 1–50.",
+    struct ListArgs {
+        /// The chat (oc_…); give this or thread_id.
+        chat_id: Option<String>,
+        /// The thread (omt_…); give this or chat_id.
+        thread_id: Option<String>,
+        /// Earliest send time: ISO 8601, or a span back from now (30m, 24h, 7d), today, yesterday.
+        since: Option<String>,
+        /// Latest send time, same forms.
+        until: Option<String>,
+        /// newest_first (default) or oldest_first.
+        order: Option<Order>,
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -557,7 +549,7 @@ struct MessagesOut {
     next_page_token: Option<String>,
 }
 
-async fn list_messages(ctx: ToolCtx, a: ListArgs) -> Result<MessagesOut, ToolError> {
+async fn list_messages(ctx: ToolCtx, mut a: ListArgs) -> Result<MessagesOut, ToolError> {
     let (kind, id) = match (&a.chat_id, &a.thread_id) {
         (Some(c), None) => ("chat", c.clone()),
         (None, Some(t)) => ("thread", t.clone()),
@@ -599,12 +591,7 @@ async fn list_messages(ctx: ToolCtx, a: ListArgs) -> Result<MessagesOut, ToolErr
             .query_opt("start_time", since.map(|t| t.timestamp().to_string()))
             .query_opt("end_time", until.map(|t| t.timestamp().to_string()));
     }
-    let paging = Paging {
-        page_size: a.page_size,
-        page_token: a.page_token,
-        all_pages: a.all_pages,
-        max_items: a.max_items,
-    };
+    let paging = a.paging();
     let (mut raw, next, _) = pages(
         &ctx,
         base.query("user_id_type", "open_id"),
@@ -680,22 +667,14 @@ async fn add_reaction(ctx: ToolCtx, a: ReactArgs) -> Result<Reaction, ToolError>
     Ok(reaction(&data, &Default::default()))
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ListReactionsArgs {
-    /// The message (om_…).
-    message_id: String,
-    /// Only this emoji key.
-    emoji: Option<String>,
-    /// Items per page, 1–50.
-    page_size: Option<u32>,
-    /// next_page_token from the previous call.
-    page_token: Option<String>,
-    /// Fetch every page (up to max_items).
-    #[serde(default)]
-    all_pages: bool,
-    /// Cap for all_pages (default 500).
-    max_items: Option<u32>,
+with_paging! {
+    "Items per page, 1–50.",
+    struct ListReactionsArgs {
+        /// The message (om_…).
+        message_id: String,
+        /// Only this emoji key.
+        emoji: Option<String>,
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -705,17 +684,12 @@ struct ReactionsOut {
     next_page_token: Option<String>,
 }
 
-async fn list_reactions(ctx: ToolCtx, a: ListReactionsArgs) -> Result<ReactionsOut, ToolError> {
+async fn list_reactions(ctx: ToolCtx, mut a: ListReactionsArgs) -> Result<ReactionsOut, ToolError> {
     let path = message_path("/open-apis/im/v1/messages/{}/reactions", &a.message_id)?;
     let base = Request::get("list reactions", path)
         .query("user_id_type", "open_id")
-        .query_opt("reaction_type", a.emoji);
-    let paging = Paging {
-        page_size: a.page_size,
-        page_token: a.page_token,
-        all_pages: a.all_pages,
-        max_items: a.max_items,
-    };
+        .query_opt("reaction_type", a.emoji.take());
+    let paging = a.paging();
     let (raw, next, _) = pages(&ctx, base, "items", paging, 50).await?;
     let people: Vec<String> = raw
         .iter()
@@ -806,24 +780,16 @@ async fn unpin_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<Done, ToolError
     })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct PinsArgs {
-    /// The chat (oc_…).
-    chat_id: String,
-    /// Pinned at or after: ISO 8601 or a span back from now (7d).
-    since: Option<String>,
-    /// Pinned at or before, same forms.
-    until: Option<String>,
-    /// Items per page, 1–50.
-    page_size: Option<u32>,
-    /// next_page_token from the previous call.
-    page_token: Option<String>,
-    /// Fetch every page (up to max_items).
-    #[serde(default)]
-    all_pages: bool,
-    /// Cap for all_pages (default 500).
-    max_items: Option<u32>,
+with_paging! {
+    "Items per page, 1–50.",
+    struct PinsArgs {
+        /// The chat (oc_…).
+        chat_id: String,
+        /// Pinned at or after: ISO 8601 or a span back from now (7d).
+        since: Option<String>,
+        /// Pinned at or before, same forms.
+        until: Option<String>,
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -833,7 +799,7 @@ struct PinsOut {
     next_page_token: Option<String>,
 }
 
-async fn list_pins(ctx: ToolCtx, a: PinsArgs) -> Result<PinsOut, ToolError> {
+async fn list_pins(ctx: ToolCtx, mut a: PinsArgs) -> Result<PinsOut, ToolError> {
     let now = Utc::now();
     let ms = |field: &str, v: Option<&str>| -> Result<Option<String>, ToolError> {
         v.map(|s| when::parse(s, now).map(|t| t.timestamp_millis().to_string()))
@@ -844,12 +810,7 @@ async fn list_pins(ctx: ToolCtx, a: PinsArgs) -> Result<PinsOut, ToolError> {
         .query("chat_id", a.chat_id.clone())
         .query_opt("start_time", ms("since", a.since.as_deref())?)
         .query_opt("end_time", ms("until", a.until.as_deref())?);
-    let paging = Paging {
-        page_size: a.page_size,
-        page_token: a.page_token,
-        all_pages: a.all_pages,
-        max_items: a.max_items,
-    };
+    let paging = a.paging();
     let (raw, next, _) = pages(&ctx, base, "items", paging, 50).await?;
     let people: Vec<String> = raw
         .iter()
@@ -863,20 +824,12 @@ async fn list_pins(ctx: ToolCtx, a: PinsArgs) -> Result<PinsOut, ToolError> {
     })
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ReadUsersArgs {
-    /// A message the bot sent in the last 7 days (om_…).
-    message_id: String,
-    /// Items per page, 1–100.
-    page_size: Option<u32>,
-    /// next_page_token from the previous call.
-    page_token: Option<String>,
-    /// Fetch every page (up to max_items).
-    #[serde(default)]
-    all_pages: bool,
-    /// Cap for all_pages (default 500).
-    max_items: Option<u32>,
+with_paging! {
+    "Items per page, 1–100.",
+    struct ReadUsersArgs {
+        /// A message the bot sent in the last 7 days (om_…).
+        message_id: String,
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -895,15 +848,10 @@ struct ReadersOut {
     next_page_token: Option<String>,
 }
 
-async fn get_read_users(ctx: ToolCtx, a: ReadUsersArgs) -> Result<ReadersOut, ToolError> {
+async fn get_read_users(ctx: ToolCtx, mut a: ReadUsersArgs) -> Result<ReadersOut, ToolError> {
     let path = message_path("/open-apis/im/v1/messages/{}/read_users", &a.message_id)?;
     let base = Request::get("list message readers", path).query("user_id_type", "open_id");
-    let paging = Paging {
-        page_size: a.page_size,
-        page_token: a.page_token,
-        all_pages: a.all_pages,
-        max_items: a.max_items,
-    };
+    let paging = a.paging();
     let (raw, next, _) = pages(&ctx, base, "items", paging, 100).await?;
     let ids: Vec<String> = raw
         .iter()

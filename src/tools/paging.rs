@@ -6,6 +6,40 @@ use serde_json::Value;
 use super::{ToolCtx, ToolError};
 use crate::lark::Request;
 
+/// Declares an argument struct with Lark's paging fields after its own, and `paging()`.
+/// The first argument documents `page_size` with the endpoint's maximum.
+macro_rules! with_paging {
+    ($page_size_doc:literal, $(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(serde::Deserialize, schemars::JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            $($(#[$fmeta])* $field: $ty,)*
+            #[doc = $page_size_doc]
+            page_size: Option<u32>,
+            /// next_page_token from the previous call.
+            page_token: Option<String>,
+            /// Fetch every page (up to max_items).
+            #[serde(default)]
+            all_pages: bool,
+            /// Cap for all_pages (default 500).
+            max_items: Option<u32>,
+        }
+
+        impl $name {
+            fn paging(&mut self) -> $crate::tools::paging::Paging {
+                $crate::tools::paging::Paging {
+                    page_size: self.page_size,
+                    page_token: self.page_token.take(),
+                    all_pages: self.all_pages,
+                    max_items: self.max_items,
+                }
+            }
+        }
+    };
+}
+pub(crate) use with_paging;
+
 /// Items fetched when `all_pages` is set and no `max_items` is given.
 const DEFAULT_CAP: usize = 500;
 const HARD_CAP: usize = 5000;
