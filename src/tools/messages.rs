@@ -611,8 +611,13 @@ async fn list_messages(ctx: ToolCtx, mut a: ListArgs) -> Result<MessagesOut, Too
             lo.is_none_or(|lo| t >= lo) && hi.is_none_or(|hi| t <= hi)
         });
     }
+    let mut messages = render_all(&ctx, &raw).await;
+    if kind == "chat" {
+        // Every message is in the chat that was asked for: no need to repeat it.
+        messages.iter_mut().for_each(|m| m.chat_id = None);
+    }
     Ok(MessagesOut {
-        messages: render_all(&ctx, &raw).await,
+        messages,
         next_page_token: next,
     })
 }
