@@ -261,6 +261,8 @@ impl LarkClient {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            // Bursts open many connections; only this many stay parked afterwards.
+            .pool_max_idle_per_host(32)
             .user_agent(concat!("lark-mcp-server/", env!("CARGO_PKG_VERSION")));
         if is_loopback(&cfg.base_url) {
             // A proxy from the environment must not capture calls to a local sandbox.

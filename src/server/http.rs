@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::{Stream, StreamExt};
 use rmcp::ServiceExt;
+use rmcp::model::{ClientNotification, JsonRpcMessage, RequestId};
 use rmcp::service::{RoleServer, RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -91,6 +93,51 @@ impl HttpOptions {
 struct LegacySession {
     inbound: mpsc::Sender<RxJsonRpcMessage<RoleServer>>,
     stop: CancellationToken,
+    /// Requests whose response has not been put on the stream yet.
+    owed: Arc<std::sync::Mutex<HashMap<RequestId, OwedGuard>>>,
+}
+
+/// Answers still owed to clients: POSTs to `/mcp` whose response stream has not been sent
+/// completely, and legacy requests whose response has not been put on the SSE stream.
+/// SIGTERM waits for them before closing the sessions, which cuts every stream: waiting
+/// for the tool calls alone lost the answer of a call that had just finished.
+#[derive(Default)]
+struct Owed {
+    count: AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+struct OwedGuard(Arc<Owed>);
+
+impl Owed {
+    fn enter(self: &Arc<Self>) -> OwedGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        OwedGuard(self.clone())
+    }
+
+    async fn settled(&self) {
+        loop {
+            let notified = self.settled.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for OwedGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.settled.notify_waiters();
+        }
+    }
+}
+
+fn lock_owed(
+    m: &std::sync::Mutex<HashMap<RequestId, OwedGuard>>,
+) -> std::sync::MutexGuard<'_, HashMap<RequestId, OwedGuard>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct AppState {
@@ -99,6 +146,7 @@ struct AppState {
     streamable_sessions: Arc<LocalSessionManager>,
     legacy: Mutex<HashMap<String, LegacySession>>,
     stop: CancellationToken,
+    owed: Arc<Owed>,
 }
 
 impl AppState {
@@ -137,6 +185,7 @@ pub async fn serve(
         streamable_sessions: manager,
         legacy: Mutex::new(HashMap::new()),
         stop: stop.clone(),
+        owed: Arc::new(Owed::default()),
     });
 
     let protected = Router::new()
@@ -159,15 +208,23 @@ pub async fn serve(
         let _ = tx.send(addr);
     }
     let drain_state = state.clone();
+    // Without TCP_NODELAY, a response streamed in pieces (SSE: priming event, then the
+    // answer) waits for the client's delayed ACK: ~40 ms per call on a kept-alive connection.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             super::stdio::shutdown_signal().await;
             tracing::info!("signal received; draining in-flight calls");
             let drain = drain_state.opts.drain;
-            if tokio::time::timeout(drain, drain_state.server.shared().wait_idle())
-                .await
-                .is_err()
-            {
+            let settled = async {
+                drain_state.server.shared().wait_idle().await;
+                drain_state.owed.settled().await;
+            };
+            if tokio::time::timeout(drain, settled).await.is_err() {
                 tracing::warn!(
                     "in-flight calls still running after {} s; closing",
                     drain.as_secs()
@@ -266,7 +323,12 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme is case-insensitive (RFC 7235); the token is not.
+            .and_then(|v| {
+                v.split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim())
+            })
             .unwrap_or("");
         let ok: bool = given
             .as_bytes()
@@ -291,6 +353,24 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
             StatusCode::SERVICE_UNAVAILABLE,
             "Too many open sessions; try again later",
         );
+    }
+    if path == "/mcp" && req.method() == axum::http::Method::POST {
+        // A request's answer is a stream ending after the response: owed until it is sent.
+        let owed = state.owed.enter();
+        let resp = next.run(req).await;
+        let streamed = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if !streamed {
+            return resp;
+        }
+        return resp.map(|body| {
+            Body::from_stream(body.into_data_stream().map(move |chunk| {
+                let _owed = &owed;
+                chunk
+            }))
+        });
     }
     next.run(req).await
 }
@@ -322,11 +402,13 @@ async fn legacy_sse(
     let (in_tx, in_rx) = mpsc::channel::<RxJsonRpcMessage<RoleServer>>(64);
     let (out_tx, out_rx) = futures::channel::mpsc::channel::<TxJsonRpcMessage<RoleServer>>(64);
     let stop = state.stop.child_token();
+    let owed = Arc::new(std::sync::Mutex::new(HashMap::new()));
     state.legacy.lock().await.insert(
         id.clone(),
         LegacySession {
             inbound: in_tx,
             stop: stop.clone(),
+            owed: owed.clone(),
         },
     );
 
@@ -363,6 +445,14 @@ async fn legacy_sse(
     let messages = out_rx
         .map(move |msg| {
             let _keep = &guard;
+            let answered = match &msg {
+                JsonRpcMessage::Response(r) => Some(&r.id),
+                JsonRpcMessage::Error(e) => e.id.as_ref(),
+                _ => None,
+            };
+            if let Some(rid) = answered {
+                lock_owed(&owed).remove(rid);
+            }
             let data = serde_json::to_string(&msg).unwrap_or_default();
             Ok::<_, Infallible>(Event::default().event("message").data(data))
         })
@@ -412,18 +502,39 @@ async fn legacy_message(
             );
         }
     };
-    let sender = state
+    let session = state
         .legacy
         .lock()
         .await
         .get(&id)
-        .map(|s| s.inbound.clone());
-    let Some(sender) = sender else {
+        .map(|s| (s.inbound.clone(), s.owed.clone()));
+    let Some((sender, owed)) = session else {
         return plain(StatusCode::NOT_FOUND, "unknown or closed session");
+    };
+    // Owed until its response goes out on the stream (a cancelled one gets none).
+    let request = match &msg {
+        JsonRpcMessage::Request(r) => {
+            lock_owed(&owed).insert(r.id.clone(), state.owed.enter());
+            Some(r.id.clone())
+        }
+        JsonRpcMessage::Notification(n) => {
+            if let ClientNotification::CancelledNotification(c) = &n.notification
+                && let Some(rid) = &c.params.request_id
+            {
+                lock_owed(&owed).remove(rid);
+            }
+            None
+        }
+        _ => None,
     };
     match sender.send(msg).await {
         Ok(()) => (StatusCode::ACCEPTED, "Accepted").into_response(),
-        Err(_) => plain(StatusCode::NOT_FOUND, "session closed"),
+        Err(_) => {
+            if let Some(rid) = request {
+                lock_owed(&owed).remove(&rid);
+            }
+            plain(StatusCode::NOT_FOUND, "session closed")
+        }
     }
 }
 
