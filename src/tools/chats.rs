@@ -335,23 +335,16 @@ async fn open_ids(ctx: &ToolCtx, field: &str, people: &[String]) -> Result<Vec<S
             format!("at most {MEMBERS_MAX} per call, got {}", people.len()),
         ));
     }
-    let emails: Vec<&String> = people.iter().filter(|p| p.contains('@')).collect();
-    let mut resolved = std::collections::HashMap::new();
-    if !emails.is_empty() {
-        let req = Request::post(
-            "resolve member emails",
-            "/open-apis/contact/v3/users/batch_get_id".into(),
-            json!({"emails": emails}),
-        )
-        .query("user_id_type", "open_id")
-        .idempotent();
-        let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
-        for e in data["user_list"].as_array().into_iter().flatten() {
-            if let (Some(email), Some(id)) = (s(e, "email"), s(e, "user_id")) {
-                resolved.insert(email.to_ascii_lowercase(), id);
-            }
-        }
-    }
+    let emails: Vec<&str> = people
+        .iter()
+        .map(String::as_str)
+        .filter(|p| p.contains('@'))
+        .collect();
+    let resolved = if emails.is_empty() {
+        Default::default()
+    } else {
+        super::names::open_ids_by_email(ctx, "resolve member emails", &emails).await?
+    };
     let mut out = Vec::new();
     let mut unknown = Vec::new();
     for p in people {

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ToolCtx, ToolError};
-use crate::lark::Request;
 
 pub const TEXT_LIMIT: usize = 150 * 1024;
 pub const RICH_LIMIT: usize = 30 * 1024;
@@ -337,25 +336,11 @@ async fn resolve_mentions(
         ));
     }
     if !emails.is_empty() {
-        let req = Request::post(
-            "resolve mentioned emails",
-            "/open-apis/contact/v3/users/batch_get_id".into(),
-            json!({"emails": emails}),
-        )
-        .query("user_id_type", "open_id")
-        .idempotent();
-        let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
-        let list = data
-            .get("user_list")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let found = super::names::open_ids_by_email(ctx, "resolve mentioned emails", &refs).await?;
         let mut unknown = Vec::new();
         for e in &emails {
-            let hit = list
-                .iter()
-                .find(|x| x.get("email").and_then(Value::as_str) == Some(e.as_str()));
-            match hit.and_then(|x| x.get("user_id")).and_then(Value::as_str) {
+            match found.get(&e.to_ascii_lowercase()) {
                 Some(open_id) => {
                     out.insert(
                         e.clone(),

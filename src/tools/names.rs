@@ -134,6 +134,33 @@ impl NameCache {
     }
 }
 
+/// open_ids of the people with these emails (Lark's `batch_get_id`), keyed by lower-cased
+/// email. Emails with no visible person (unknown, resigned, outside the contact range) are
+/// absent; the caller decides whether that is an error.
+pub async fn open_ids_by_email(
+    ctx: &ToolCtx,
+    op: &str,
+    emails: &[&str],
+) -> Result<HashMap<String, String>, super::ToolError> {
+    let mut out = HashMap::new();
+    for chunk in emails.chunks(BATCH) {
+        let req = Request::post(
+            op,
+            "/open-apis/contact/v3/users/batch_get_id".into(),
+            serde_json::json!({ "emails": chunk }),
+        )
+        .query("user_id_type", "open_id")
+        .idempotent();
+        let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+        for e in data["user_list"].as_array().into_iter().flatten() {
+            if let (Some(email), Some(id)) = (e["email"].as_str(), e["user_id"].as_str()) {
+                out.insert(email.to_ascii_lowercase(), id.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
