@@ -123,6 +123,44 @@ async fn tools_call_get_user_returns_the_profile() {
     assert_eq!(sbx.state().count("get_user"), 1);
 }
 
+/// The 2026-07-28 era has no initialize and no session: every request carries its version.
+#[tokio::test]
+async fn protocol_2026_07_28_requests_are_served_without_a_session() {
+    let sbx = Sbx::start().await;
+    let srv = start(&sbx, &[]).await;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let c = srv
+        .mcp()
+        .with_header("mcp-protocol-version", "2026-07-28")
+        .with_header("mcp-method", "tools/call")
+        .with_header("mcp-name", "get_user");
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "get_user", "arguments": {"user_id": ZHANG_WEI}, "_meta": meta}});
+    let reply = c.send(c.post(&body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(
+        reply.header("mcp-session-id").is_none(),
+        "no session in this era"
+    );
+    let r = reply.result(7);
+    assert_eq!(r["resultType"], "complete");
+    assert_eq!(structured(r)["open_id"], ZHANG_WEI);
+
+    let list = srv
+        .mcp()
+        .with_header("mcp-protocol-version", "2026-07-28")
+        .with_header("mcp-method", "tools/list");
+    let body =
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list", "params": {"_meta": meta}});
+    let reply = list.send(list.post(&body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(sorted(names(reply.result(8))), default_tools());
+    assert_eq!(reply.result(8)["cacheScope"], "public");
+}
+
 #[tokio::test]
 async fn progress_token_streams_progress_before_the_result() {
     let sbx = Sbx::start().await;
