@@ -497,12 +497,7 @@ async fn update_chat(ctx: ToolCtx, a: UpdateChatArgs) -> Result<ChatDone, ToolEr
 
 async fn dissolve_chat(ctx: ToolCtx, a: ChatArgs) -> Result<ChatDone, ToolError> {
     let path = chat_path("/open-apis/im/v1/chats/{}", &a.chat_id)?;
-    ctx.client()
-        .call(
-            Request::new("dissolve chat", Method::DELETE, path).idempotent(),
-            &ctx.cancel,
-        )
-        .await?;
+    ctx.delete("dissolve chat", path).await?;
     Ok(ChatDone {
         chat_id: a.chat_id,
         ok: true,

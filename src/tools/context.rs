@@ -263,4 +263,11 @@ impl ToolCtx {
     pub fn client(&self) -> &LarkClient {
         &self.shared.client
     }
+
+    /// A DELETE whose repetition is harmless (recall, unpin, dissolve, …).
+    pub async fn delete(&self, op: &str, path: String) -> Result<(), super::ToolError> {
+        let req = crate::lark::Request::new(op, crate::lark::Method::DELETE, path).idempotent();
+        self.client().call(req, &self.cancel).await?;
+        Ok(())
+    }
 }

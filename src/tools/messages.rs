@@ -422,12 +422,7 @@ struct MessageIdArgs {
 
 async fn recall_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<Done, ToolError> {
     let path = message_path("/open-apis/im/v1/messages/{}", &a.message_id)?;
-    ctx.client()
-        .call(
-            Request::new("recall message", Method::DELETE, path).idempotent(),
-            &ctx.cancel,
-        )
-        .await?;
+    ctx.delete("recall message", path).await?;
     Ok(Done {
         message_id: a.message_id,
         ok: true,
@@ -723,12 +718,7 @@ async fn remove_reaction(ctx: ToolCtx, a: RemoveReactionArgs) -> Result<Done, To
         &[&a.message_id, &a.reaction_id],
     )
     .map_err(|e| ToolError::invalid("reaction_id", e.msg))?;
-    ctx.client()
-        .call(
-            Request::new("remove reaction", Method::DELETE, path).idempotent(),
-            &ctx.cancel,
-        )
-        .await?;
+    ctx.delete("remove reaction", path).await?;
     Ok(Done {
         message_id: a.message_id,
         ok: true,
@@ -773,12 +763,7 @@ async fn pin_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<Pin, ToolError> {
 
 async fn unpin_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<Done, ToolError> {
     let path = message_path("/open-apis/im/v1/pins/{}", &a.message_id)?;
-    ctx.client()
-        .call(
-            Request::new("unpin message", Method::DELETE, path).idempotent(),
-            &ctx.cancel,
-        )
-        .await?;
+    ctx.delete("unpin message", path).await?;
     Ok(Done {
         message_id: a.message_id,
         ok: true,

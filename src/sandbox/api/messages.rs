@@ -801,7 +801,13 @@ fn deduped(world: &mut World, key: &str, now: u64, ttl_secs: u64) -> Option<Valu
         .map(|m| message_json(world, m, "open_id"))
 }
 
-fn new_bot_message(world: &World, chat_id: String, msg_type: String, content: String) -> Message {
+fn new_bot_message(
+    world: &World,
+    chat_id: String,
+    msg_type: String,
+    content: String,
+    now: u64,
+) -> Message {
     Message {
         message_id: format!("om_{}", random_hex(32)),
         chat_id,
@@ -809,8 +815,8 @@ fn new_bot_message(world: &World, chat_id: String, msg_type: String, content: St
         sender_is_bot: true,
         msg_type,
         content,
-        create_time_ms: 0,
-        update_time_ms: 0,
+        create_time_ms: now,
+        update_time_ms: now,
         parent_id: None,
         root_id: None,
         thread_id: None,
@@ -851,17 +857,20 @@ fn send_message(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
 
     let chat_id = receiving_chat(world, &id_type, &body.receive_id, now)?;
     admit_send(world, &chat_id, now, call.options.send_qps_per_receiver)?;
-    let mut message = new_bot_message(world, chat_id, body.msg_type, content);
-    message.create_time_ms = now;
-    message.update_time_ms = now;
+    let mut message = new_bot_message(world, chat_id, body.msg_type, content, now);
     message.mentions = mentions;
     message.uuid = body.uuid.clone();
-    if let Some(u) = body.uuid {
-        world.uuids.insert(u, (message.message_id.clone(), now));
+    Ok(store_sent(world, message, body.uuid, now))
+}
+
+/// Keeps a message the bot just sent, remembers its dedupe key, and answers with it.
+fn store_sent(world: &mut World, message: Message, uuid_key: Option<String>, now: u64) -> Reply {
+    if let Some(key) = uuid_key {
+        world.uuids.insert(key, (message.message_id.clone(), now));
     }
     let data = message_json(world, &message, "open_id");
     world.messages.push(message);
-    Ok(Reply::Data(data))
+    Reply::Data(data)
 }
 
 // ---- reply -----------------------------------------------------------------------------------
@@ -919,20 +928,13 @@ fn reply_message(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> 
         }
         None => None,
     };
-    let mut message = new_bot_message(world, chat_id, body.msg_type, content);
-    message.create_time_ms = now;
-    message.update_time_ms = now;
+    let mut message = new_bot_message(world, chat_id, body.msg_type, content, now);
     message.parent_id = Some(target_id);
     message.root_id = Some(root_id);
     message.thread_id = thread_id;
     message.mentions = mentions;
     message.uuid = body.uuid;
-    if let Some(key) = uuid_key {
-        world.uuids.insert(key, (message.message_id.clone(), now));
-    }
-    let data = message_json(world, &message, "open_id");
-    world.messages.push(message);
-    Ok(Reply::Data(data))
+    Ok(store_sent(world, message, uuid_key, now))
 }
 
 // ---- edit, card update, recall ------------------------------------------------------------------
@@ -1248,9 +1250,7 @@ fn forward_message(call: &mut Call, world: &mut World) -> Result<Reply, ApiError
         None
     };
     admit_send(world, &chat_id, now, call.options.send_qps_per_receiver)?;
-    let mut message = new_bot_message(world, chat_id, msg_type, content);
-    message.create_time_ms = now;
-    message.update_time_ms = now;
+    let mut message = new_bot_message(world, chat_id, msg_type, content, now);
     message.mentions = mentions;
     if id_type == "thread_id" {
         message.thread_id = Some(body.receive_id.clone());
@@ -1258,12 +1258,7 @@ fn forward_message(call: &mut Call, world: &mut World) -> Result<Reply, ApiError
         message.parent_id = thread_root;
     }
     message.uuid = uuid;
-    if let Some(key) = uuid_key {
-        world.uuids.insert(key, (message.message_id.clone(), now));
-    }
-    let data = message_json(world, &message, "open_id");
-    world.messages.push(message);
-    Ok(Reply::Data(data))
+    Ok(store_sent(world, message, uuid_key, now))
 }
 
 // ---- read receipts -------------------------------------------------------------------------------
