@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::lark::{LarkConfig, LarkError};
 
@@ -57,7 +58,8 @@ pub struct HttpArgs {
     pub port: u16,
     /// Bearer token every HTTP client must send (at least 16 characters).
     #[arg(long, env = "LARK_MCP_AUTH_TOKEN", hide_env_values = true)]
-    pub auth_token: Option<String>,
+    #[arg(value_parser = secret)]
+    pub auth_token: Option<SecretString>,
     /// Browser origin allowed to call (repeatable; default localhost and 127.0.0.1, any port).
     #[arg(
         long = "allowed-origin",
@@ -92,7 +94,7 @@ impl HttpArgs {
         HttpOptions {
             host: self.host,
             port: self.port,
-            auth_token: self.auth_token.clone().map(Into::into),
+            auth_token: self.auth_token.clone(),
             allowed_origins: if self.allowed_origins.is_empty() {
                 HttpOptions::default_origins()
             } else {
@@ -225,7 +227,8 @@ pub struct LarkArgs {
     pub app_id: Option<String>,
     /// App secret; prefer the environment variable, flags show up in process lists.
     #[arg(long, env = "LARK_APP_SECRET", hide_env_values = true)]
-    pub app_secret: Option<String>,
+    #[arg(value_parser = secret)]
+    pub app_secret: Option<SecretString>,
     /// feishu (open.feishu.cn), lark (open.larksuite.com) or a base URL.
     #[arg(long, env = "LARK_DOMAIN", default_value = "feishu")]
     pub domain: String,
@@ -254,7 +257,7 @@ impl LarkArgs {
             }
             None => LarkConfig::new(
                 self.app_id.as_deref(),
-                self.app_secret.as_deref(),
+                self.app_secret.as_ref().map(|s| s.expose_secret()),
                 Some(&self.domain),
             )?,
         };
@@ -263,6 +266,11 @@ impl LarkArgs {
         cfg.call_budget = Duration::from_secs(self.call_timeout);
         Ok(cfg)
     }
+}
+
+/// Secrets stay wrapped from the command line on, so no `Debug` of the arguments shows them.
+fn secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_string()))
 }
 
 fn parse_options(s: &str) -> Result<crate::sandbox::Options, String> {
@@ -292,5 +300,29 @@ pub fn parse() -> Cli {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_arguments_never_show_secrets_in_debug() {
+        let cli = Cli::try_parse_from([
+            "lark-mcp-server",
+            "serve",
+            "--app-id",
+            "cli_a1",
+            "--app-secret",
+            "topsecret-app-value",
+            "--http",
+            "--auth-token",
+            "topsecret-token-value-1234",
+        ])
+        .expect("parses");
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("cli_a1"), "{shown}");
+        assert!(!shown.contains("topsecret"), "{shown}");
     }
 }
