@@ -133,10 +133,14 @@ async fn main() {
         }
         Command::Call(args) => {
             let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
-            require_scopes(&shared).await;
-            let server = LarkMcp::new(shared.clone());
             let cancel = CancellationToken::new();
-            shared.refresh_scopes(&cancel).await;
+            // One scope read before the call: strict mode also insists that it worked.
+            if shared.scope_check == ScopeCheck::Strict {
+                require_scopes(&shared).await;
+            } else {
+                shared.refresh_scopes(&cancel).await;
+            }
+            let server = LarkMcp::new(shared.clone());
             let ctx = ToolCtx {
                 shared,
                 cancel,
