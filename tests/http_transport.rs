@@ -257,6 +257,19 @@ async fn unknown_session_id_is_404() {
 }
 
 #[tokio::test]
+async fn idle_sessions_expire() {
+    let sbx = Sbx::start().await;
+    let srv = start(&sbx, &["--session-idle-secs", "1"]).await;
+    let mut c = srv.mcp();
+    c.connect(LATEST).await;
+    let (_, reply) = c.rpc("tools/list", json!({})).await;
+    assert_eq!(reply.status, 200, "a fresh session works: {}", reply.text);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, reply) = c.rpc("tools/list", json!({})).await;
+    assert_eq!(reply.status, 404, "an idle session is closed: {}", reply.text);
+}
+
+#[tokio::test]
 async fn deleted_session_is_gone() {
     let sbx = Sbx::start().await;
     let srv = start(&sbx, &[]).await;
