@@ -266,7 +266,11 @@ async fn idle_sessions_expire() {
     assert_eq!(reply.status, 200, "a fresh session works: {}", reply.text);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (_, reply) = c.rpc("tools/list", json!({})).await;
-    assert_eq!(reply.status, 404, "an idle session is closed: {}", reply.text);
+    assert_eq!(
+        reply.status, 404,
+        "an idle session is closed: {}",
+        reply.text
+    );
 }
 
 #[tokio::test]
