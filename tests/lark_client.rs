@@ -74,15 +74,17 @@ async fn five_hundred_cold_concurrent_calls_fetch_one_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_refreshed_ahead_of_expiry_without_a_failed_call() {
+    // A 5 s token is refreshed in the background from 3.75 s and used until 4.5 s: the
+    // half-second margin absorbs a loaded machine's delays.
     let sb = sandbox_with(Options {
-        token_ttl_secs: 2,
-        token_renew_below_secs: 1,
+        token_ttl_secs: 5,
+        token_renew_below_secs: 4,
         ..Options::default()
     })
     .await;
     let client = client_for(&sb);
     let cancel = CancellationToken::new();
-    let until = Instant::now() + Duration::from_millis(4500);
+    let until = Instant::now() + Duration::from_millis(6000);
     while Instant::now() < until {
         client
             .call(get_user(IN_RANGE_USER), &cancel)
@@ -92,7 +94,7 @@ async fn tokens_are_refreshed_ahead_of_expiry_without_a_failed_call() {
     }
     let state = sb.state();
     assert!(
-        state.count("tenant_access_token_internal") >= 3,
+        state.count("tenant_access_token_internal") >= 2,
         "tokens were renewed"
     );
     let rejected: Vec<_> = state
@@ -137,7 +139,7 @@ async fn a_revoked_token_is_dropped_refetched_once_and_the_call_retried_once() {
 }
 
 #[tokio::test]
-async fn a_token_still_rejected_after_the_refetch_is_not_retried_again() {
+async fn a_token_rejected_again_and_again_is_refreshed_a_bounded_number_of_times() {
     let sb = sandbox_with(Options::default()).await;
     let client = client_for(&sb);
     sb.state().add_fault(
@@ -153,8 +155,134 @@ async fn a_token_still_rejected_after_the_refetch_is_not_retried_again() {
         .await
         .expect_err("stays rejected");
     assert_eq!(err.kind, ErrorKind::Auth);
-    assert_eq!(sb.state().count("get_user"), 2);
-    assert_eq!(sb.state().count("tenant_access_token_internal"), 2);
+    // The first attempt and three attempts with fresh tokens.
+    assert_eq!(sb.state().count("get_user"), 4);
+    assert_eq!(sb.state().count("tenant_access_token_internal"), 4);
+}
+
+#[tokio::test]
+async fn a_delivered_write_is_reported_delivered_when_its_retry_meets_revoked_tokens() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    let chat = bot_chat(&sb);
+    let rejected = || {
+        FaultRule::new(FaultAction::LarkError {
+            code: 99991663,
+            msg: "Invalid access token for authorization.".into(),
+            status: 400,
+        })
+        .path("/open-apis/im/v1/messages")
+    };
+    sb.state().set_faults(vec![
+        // Lark applies the send, then the gateway fails: the outcome looks unknown.
+        FaultRule::new(FaultAction::ServerError {
+            status: 502,
+            phase: Phase::After,
+        })
+        .path("/open-apis/im/v1/messages")
+        .times(1),
+        // The retries then meet a revoked token, twice.
+        rejected().skip(1).times(2),
+    ]);
+    let before = sb.state().messages(Some(&chat)).len();
+    let resp = client
+        .call(
+            send_text(&chat, "delivered once").dedupe_in_body(None),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("the write Lark applied is reported as delivered");
+    let after = sb.state().messages(Some(&chat));
+    assert_eq!(after.len(), before + 1, "exactly one message");
+    assert_eq!(
+        resp.data()["message_id"].as_str(),
+        after.last().map(|m| m.message_id.as_str()),
+        "the answer names the message that was delivered"
+    );
+    assert_eq!(sb.state().count("send_message"), 4);
+    let seqs: Vec<u64> = sb
+        .state()
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == "send_message")
+        .filter_map(|r| r.token_seq)
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "{seqs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_behind_a_failed_token_fetch_share_its_failure() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    sb.state().set_faults(vec![
+        FaultRule::new(FaultAction::Latency { ms: 300 }).path("/open-apis/auth"),
+        FaultRule::new(FaultAction::LarkError {
+            code: 10014,
+            msg: "app secret invalid".into(),
+            status: 400,
+        })
+        .path("/open-apis/auth"),
+    ]);
+    let cancel = CancellationToken::new();
+    let calls = (0..50).map(|_| {
+        let c = client.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move { c.call(get_user(IN_RANGE_USER), &cancel).await })
+    });
+    for r in futures::future::join_all(calls).await {
+        let err = r.expect("task").expect_err("no token");
+        assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+    }
+    assert_eq!(
+        sb.state().count("tenant_access_token_internal"),
+        1,
+        "50 callers waited on one fetch and all got its answer"
+    );
+    assert_eq!(sb.state().count("get_user"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_background_refresh_is_not_restarted_by_every_call() {
+    let sb = sandbox_with(Options {
+        token_ttl_secs: 8,
+        token_renew_below_secs: 7,
+        ..Options::default()
+    })
+    .await;
+    let client = client_for(&sb);
+    let cancel = CancellationToken::new();
+    let fetched = Instant::now();
+    client
+        .call(get_user(IN_RANGE_USER), &cancel)
+        .await
+        .expect("first call");
+    // An 8 s token is refreshed in the background from 6 s on and used until 7.2 s.
+    tokio::time::sleep(Duration::from_millis(6100).saturating_sub(fetched.elapsed())).await;
+    sb.state().add_fault(
+        FaultRule::new(FaultAction::LarkError {
+            code: 10014,
+            msg: "app secret invalid".into(),
+            status: 400,
+        })
+        .path("/open-apis/auth"),
+    );
+    sb.state().clear_requests();
+    for _ in 0..25 {
+        client
+            .call(get_user(IN_RANGE_USER), &cancel)
+            .await
+            .expect("the cached token still serves");
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    assert!(
+        fetched.elapsed() < Duration::from_millis(7200),
+        "precondition: every call ran while the token was due but usable"
+    );
+    assert_eq!(
+        sb.state().count("tenant_access_token_internal"),
+        1,
+        "one failed refresh, then a back-off instead of one per call"
+    );
 }
 
 #[tokio::test]
@@ -230,14 +358,58 @@ async fn a_reset_beyond_the_call_budget_fails_fast_with_the_wait_named() {
         })
         .path("/open-apis/contact"),
     );
-    let started = Instant::now();
     let err = client
         .call(get_user(IN_RANGE_USER), &CancellationToken::new())
         .await
         .expect_err("limited");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // RateLimited, not Timeout: the call did not sit out its budget waiting.
     assert_eq!(err.kind, ErrorKind::RateLimited);
+    assert_eq!(sb.state().count("get_user"), 1, "no retry into the budget");
     assert!(err.to_string().contains("resets in 30 s"), "{err}");
+}
+
+#[tokio::test]
+async fn a_reset_header_of_u64_max_is_an_error_within_the_budget() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    sb.state().add_fault(
+        FaultRule::new(FaultAction::RateLimit {
+            status: 429,
+            reset_secs: u64::MAX,
+            limit: 50,
+        })
+        .path("/open-apis/contact"),
+    );
+    let err = client
+        .call(get_user(IN_RANGE_USER), &CancellationToken::new())
+        .await
+        .expect_err("limited");
+    assert_eq!(err.kind, ErrorKind::RateLimited, "{err}");
+    assert_eq!(sb.state().count("get_user"), 1);
+    // The client is unharmed: the next call goes through.
+    sb.state().set_faults(Vec::new());
+    client
+        .call(get_user(IN_RANGE_USER), &CancellationToken::new())
+        .await
+        .expect("still serving");
+}
+
+#[tokio::test]
+async fn an_over_long_id_is_refused_at_once_not_retried_as_network_trouble() {
+    let sb = sandbox_with(Options::default()).await;
+    let client = client_for(&sb);
+    let huge = "a".repeat(64 * 1024);
+    let err = api_path("/open-apis/contact/v3/users/{}", &[&huge]).expect_err("too long");
+    assert_eq!(err.kind, ErrorKind::InvalidArgument);
+    // Built by hand past the path check, the request still fails as a local error.
+    let req = Request::get("get a user", format!("/open-apis/contact/v3/users/{huge}"))
+        .query("x", "y".repeat(128 * 1024));
+    let err = client
+        .call(req, &CancellationToken::new())
+        .await
+        .expect_err("unbuildable or refused");
+    assert_ne!(err.kind, ErrorKind::Transient, "{err}");
+    assert!(!err.to_string().contains("try again shortly"), "{err}");
 }
 
 #[tokio::test]
@@ -440,13 +612,12 @@ async fn cancellation_stops_a_waiting_call() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         trigger.cancel();
     });
-    let started = Instant::now();
     let err = client
         .call(get_user(IN_RANGE_USER), &cancel)
         .await
         .expect_err("cancelled");
+    // The answer was 5 s away: Cancelled (not success) shows the call stopped waiting.
     assert_eq!(err.kind, ErrorKind::Cancelled);
-    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ pub async fn report(shared: &Shared) -> Result<String, LarkError> {
     for def in catalog() {
         match shared.policy.visibility(def, state.granted.as_ref()) {
             Ok(()) => visible.push(def.meta.name),
-            Err(h) => hidden.push(format!("  {}: {}", def.meta.name, h.explain(&cfg.app_id))),
+            Err(h) => hidden.push(format!("  {}: {}", def.meta.name, h.explain(cfg))),
         }
     }
     let _ = writeln!(

@@ -3,10 +3,12 @@
 //! budget per call, and cancellation.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
@@ -20,6 +22,12 @@ use super::pacer::Pacer;
 use super::scopes::GrantedScopes;
 
 const TOKEN_PATH: &str = "/open-apis/auth/v3/tenant_access_token/internal";
+/// Fresh tokens one call may ask for after Lark rejects one (revoked, rotated secret).
+const MAX_TOKEN_REFRESHES: u32 = 3;
+/// The first pause after a failed token fetch before a background refresh tries again.
+const REFRESH_BACKOFF: Duration = Duration::from_millis(500);
+/// A rate-limit reset further out than this is not waited for.
+const MAX_RESET: Duration = Duration::from_secs(3600);
 
 /// How a call may be repeated after a failure that leaves its outcome unknown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,11 +243,24 @@ impl CachedToken {
     }
 }
 
+/// One token fetch, awaited by every caller that needs its result.
+type TokenFetch = Shared<BoxFuture<'static, Result<SecretString, LarkError>>>;
+
+#[derive(Default)]
+struct TokenState {
+    cached: Option<CachedToken>,
+    /// The fetch under way, if any: callers join it instead of starting their own, and
+    /// all of them get its result, success or failure.
+    in_flight: Option<TokenFetch>,
+    /// After failed fetches, no background refresh starts before this.
+    refresh_not_before: Option<Instant>,
+    failures: u32,
+}
+
 struct Inner {
     cfg: LarkConfig,
     http: reqwest::Client,
-    token: tokio::sync::Mutex<Option<CachedToken>>,
-    refreshing: AtomicBool,
+    token: std::sync::Mutex<TokenState>,
     pacer: Pacer,
 }
 
@@ -276,8 +297,7 @@ impl LarkClient {
                 pacer: Pacer::new(cfg.sends_per_second),
                 cfg,
                 http,
-                token: tokio::sync::Mutex::new(None),
-                refreshing: AtomicBool::new(false),
+                token: std::sync::Mutex::new(TokenState::default()),
             }),
         })
     }
@@ -295,17 +315,27 @@ impl LarkClient {
     ) -> Result<Response, LarkError> {
         req.fix_dedupe_key();
         let cfg = &self.inner.cfg;
-        let deadline = Instant::now() + cfg.call_budget;
-        let refreshed = AtomicBool::new(false);
+        let budget = cfg.call_budget;
+        let deadline = Instant::now()
+            .checked_add(budget)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let refreshes = AtomicU32::new(0);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(5))
             .with_max_times(cfg.max_retries)
             .with_jitter();
-        let retrying = (|| self.attempt(&req, &refreshed))
+        let retrying = (|| self.attempt(&req))
             .retry(backoff)
             .sleep(tokio::time::sleep)
-            .when(|e: &LarkError| may_retry(e, &req.safety))
+            .when(|e: &LarkError| {
+                // A rejected token means the request was refused before it took effect,
+                // so even a write may go again, with a fresh token, within the budget.
+                if e.is_stale_token() {
+                    return refreshes.fetch_add(1, Ordering::SeqCst) < MAX_TOKEN_REFRESHES;
+                }
+                may_retry(e, &req.safety)
+            })
             .adjust(|e: &LarkError, next| wait_before_retry(e, next, deadline))
             .notify(|e: &LarkError, wait| {
                 tracing::warn!(op = %req.op, kind = ?e.kind, code = ?e.code, wait_ms = wait.as_millis() as u64, "retrying Lark call");
@@ -317,27 +347,32 @@ impl LarkClient {
                 Err(LarkError::new(
                     ErrorKind::Timeout,
                     &req.op,
-                    format!("no answer within the {} s call budget", cfg.call_budget.as_secs()),
+                    format!("no answer within the {} s call budget", budget.as_secs()),
                 ))
             }),
         }
     }
 
-    async fn attempt(&self, req: &Request, refreshed: &AtomicBool) -> Result<Response, LarkError> {
+    async fn attempt(&self, req: &Request) -> Result<Response, LarkError> {
         let token = self.token().await?;
-        if let Some(key) = &req.pace_key {
-            self.inner.pacer.wait(key).await;
+        let _slot = match &req.pace_key {
+            Some(key) => Some(self.inner.pacer.wait(key).await),
+            None => None,
+        };
+        let result = self.send(req, &token).await;
+        if let Err(e) = &result
+            && e.is_stale_token()
+        {
+            tracing::info!(op = %req.op, code = ?e.code, "token rejected; fetching a new one");
+            self.invalidate(&token);
         }
-        match self.send(req, &token).await {
-            // A token Lark no longer accepts is dropped and fetched again, once per call.
-            Err(e) if e.is_stale_token() && !refreshed.swap(true, Ordering::SeqCst) => {
-                tracing::info!(op = %req.op, code = ?e.code, "token rejected; fetching a new one");
-                self.invalidate(&token).await;
-                let token = self.token().await?;
-                self.send(req, &token).await
-            }
-            other => other,
-        }
+        result
+    }
+
+    /// Tells the pacer that sends to `name` (an email, open_id, message id) reach
+    /// `chat_id`, so all of its names are paced as one receiver.
+    pub fn learn_receiver(&self, name: &str, chat_id: &str) {
+        self.inner.pacer.learn(name, chat_id);
     }
 
     async fn send(&self, req: &Request, token: &SecretString) -> Result<Response, LarkError> {
@@ -403,42 +438,85 @@ impl LarkClient {
 
     // ---- tenant_access_token -------------------------------------------------------
 
+    fn token_state(&self) -> std::sync::MutexGuard<'_, TokenState> {
+        self.inner.token.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     async fn token(&self) -> Result<SecretString, LarkError> {
-        // Holding the lock across the fetch makes concurrent cold callers share one fetch.
-        let mut slot = self.inner.token.lock().await;
-        if let Some(t) = slot.as_ref().filter(|t| t.usable()) {
-            if t.due_for_refresh() {
-                self.refresh_in_background();
+        let fetch = {
+            let mut st = self.token_state();
+            if let Some(t) = st.cached.as_ref().filter(|t| t.usable()) {
+                let value = t.value.clone();
+                let backing_off = st.refresh_not_before.is_some_and(|at| Instant::now() < at);
+                if t.due_for_refresh() && st.in_flight.is_none() && !backing_off {
+                    // Ahead of expiry, in the background: callers keep the current token.
+                    drop(self.start_fetch(&mut st));
+                }
+                return Ok(value);
             }
-            return Ok(t.value.clone());
-        }
-        let fresh = self.fetch_token().await?;
-        let value = fresh.value.clone();
-        *slot = Some(fresh);
-        Ok(value)
+            match &st.in_flight {
+                Some(f) => f.clone(),
+                None => self.start_fetch(&mut st),
+            }
+        };
+        fetch.await
     }
 
-    fn refresh_in_background(&self) {
-        if self.inner.refreshing.swap(true, Ordering::SeqCst) {
-            return;
-        }
+    /// Starts the one fetch everybody waits on. It runs in its own task so that a caller
+    /// giving up does not abandon it for the others.
+    fn start_fetch(&self, st: &mut TokenState) -> TokenFetch {
         let me = self.clone();
-        tokio::spawn(async move {
-            match me.fetch_token().await {
-                Ok(t) => *me.inner.token.lock().await = Some(t),
-                Err(e) => tracing::warn!("background token refresh failed: {e}"),
+        let task = tokio::spawn(async move {
+            let result = me.fetch_token().await;
+            let mut st = me.token_state();
+            st.in_flight = None;
+            match result {
+                Ok(t) => {
+                    let value = t.value.clone();
+                    st.cached = Some(t);
+                    st.failures = 0;
+                    st.refresh_not_before = None;
+                    Ok(value)
+                }
+                Err(e) => {
+                    st.failures = st.failures.saturating_add(1);
+                    let wait = REFRESH_BACKOFF
+                        .saturating_mul(1 << st.failures.min(6))
+                        .min(Duration::from_secs(60));
+                    st.refresh_not_before = Some(Instant::now() + wait);
+                    if st.cached.as_ref().is_some_and(|t| t.usable()) {
+                        tracing::warn!(
+                            retry_in_s = wait.as_secs(),
+                            "background token refresh failed: {e}"
+                        );
+                    }
+                    Err(e)
+                }
             }
-            me.inner.refreshing.store(false, Ordering::SeqCst);
         });
+        let fetch = async move {
+            task.await.unwrap_or_else(|_| {
+                Err(unsent(LarkError::new(
+                    ErrorKind::Transient,
+                    "get a tenant_access_token",
+                    "the token fetch was interrupted",
+                )))
+            })
+        }
+        .boxed()
+        .shared();
+        st.in_flight = Some(fetch.clone());
+        fetch
     }
 
-    async fn invalidate(&self, rejected: &SecretString) {
-        let mut slot = self.inner.token.lock().await;
-        if slot
+    fn invalidate(&self, rejected: &SecretString) {
+        let mut st = self.token_state();
+        if st
+            .cached
             .as_ref()
             .is_some_and(|t| t.value.expose_secret() == rejected.expose_secret())
         {
-            *slot = None;
+            st.cached = None;
         }
     }
 
@@ -534,19 +612,23 @@ impl LarkClient {
 /// The file name in a `Content-Disposition`: RFC 5987 `filename*=UTF-8''…` (non-ASCII
 /// names) preferred over the plain `filename="…"`.
 fn disposition_name(header: &str) -> Option<String> {
-    let params = header.split(';').map(str::trim);
     let mut plain = None;
-    for p in params {
+    for p in header.split(';').map(str::trim) {
         let Some((key, value)) = p.split_once('=') else {
             continue;
         };
         match key.trim().to_ascii_lowercase().as_str() {
             "filename*" => {
-                let encoded = value.trim().splitn(3, '\'').nth(2)?;
-                let decoded = percent_encoding::percent_decode_str(encoded)
-                    .decode_utf8()
-                    .ok()?;
-                return Some(decoded.into_owned()).filter(|n| !n.is_empty());
+                let decoded = value
+                    .trim()
+                    .splitn(3, '\'')
+                    .nth(2)
+                    .and_then(|v| percent_encoding::percent_decode_str(v).decode_utf8().ok())
+                    .filter(|n| !n.is_empty());
+                // A malformed extended name leaves the plain one to use.
+                if let Some(name) = decoded {
+                    return Some(name.into_owned());
+                }
             }
             "filename" => plain = Some(value.trim().trim_matches('"').to_string()),
             _ => {}
@@ -580,18 +662,34 @@ fn may_retry(e: &LarkError, safety: &Safety) -> bool {
 fn wait_before_retry(e: &LarkError, next: Option<Duration>, deadline: Instant) -> Option<Duration> {
     let backoff = next?;
     let wait = match e.kind {
-        // Lark says when the window resets; waiting less only earns another 429.
+        // Lark says when the window resets; waiting less only earns another 429. The
+        // spread keeps callers that were refused together from coming back together.
         ErrorKind::RateLimited => {
-            e.retry_after.unwrap_or(Duration::from_secs(1))
-                + Duration::from_millis(fastrand::u64(0..250))
+            let reset = e.retry_after.unwrap_or(Duration::from_secs(1));
+            let spread = (reset / 4).max(Duration::from_secs(1));
+            reset.saturating_add(spread.mul_f64(fastrand::f64()))
         }
         ErrorKind::SendRateLimited => Duration::from_millis(fastrand::u64(200..700)),
+        _ if e.is_stale_token() => Duration::ZERO,
         _ => backoff,
     };
-    (Instant::now() + wait < deadline).then_some(wait)
+    // A wait that outlasts the call budget is not started: the caller hears now.
+    let left = deadline.saturating_duration_since(Instant::now());
+    (wait < left).then_some(wait)
 }
 
 fn transport_error(op: &str, e: reqwest::Error, cfg: &LarkConfig) -> LarkError {
+    if e.is_builder() {
+        // The request could not even be built here (an over-long id, say): retrying the
+        // same arguments cannot help, and it is no network trouble.
+        let mut err = LarkError::new(
+            ErrorKind::InvalidArgument,
+            op,
+            format!("the request cannot be built from these arguments ({e})"),
+        );
+        err.not_sent = true;
+        return err;
+    }
     let (msg, not_sent) = if e.is_timeout() {
         (
             format!("no response within {} s", cfg.request_timeout.as_secs()),
@@ -629,7 +727,7 @@ fn decode(op: &str, status: u16, headers: &HeaderMap, bytes: &[u8]) -> Result<Re
     let log_id = header("x-tt-logid").or_else(|| header("x-request-id"));
     let retry_after = header("x-ogw-ratelimit-reset")
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .map(|secs| Duration::from_secs(secs).min(MAX_RESET));
     let body: Option<Value> = serde_json::from_slice(bytes).ok();
     let code = body
         .as_ref()
@@ -685,5 +783,15 @@ mod tests {
             Some("周报-草稿.pdf")
         );
         assert_eq!(disposition_name("inline").as_deref(), None);
+        assert_eq!(
+            disposition_name("attachment; filename*=UTF-8''%FF%FE; filename=\"plain.txt\"")
+                .as_deref(),
+            Some("plain.txt"),
+            "a malformed filename* falls back to filename"
+        );
+        assert_eq!(
+            disposition_name("attachment; filename=\"plain.txt\"; filename*=garbage").as_deref(),
+            Some("plain.txt")
+        );
     }
 }

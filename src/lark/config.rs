@@ -87,6 +87,19 @@ impl LarkConfig {
     pub fn secret(&self) -> &str {
         self.app_secret.expose_secret()
     }
+
+    /// The developer console where an admin grants scopes: Lark's for Lark tenants,
+    /// Feishu's otherwise (a sandbox or proxy URL says nothing, so Feishu, the default).
+    pub fn console_base(&self) -> &'static str {
+        let host = reqwest::Url::parse(&self.base_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+        if host.is_some_and(|h| h == "larksuite.com" || h.ends_with(".larksuite.com")) {
+            LARK_BASE
+        } else {
+            FEISHU_BASE
+        }
+    }
 }
 
 /// `feishu`, `lark`, or a base URL such as the sandbox's `http://127.0.0.1:18080`.
@@ -143,6 +156,9 @@ mod tests {
     fn domains_resolve_and_secret_stays_out_of_debug() {
         let c = LarkConfig::new(Some("cli_a1"), Some("topsecret"), Some("lark")).unwrap();
         assert_eq!(c.base_url, LARK_BASE);
+        assert_eq!(c.console_base(), LARK_BASE);
+        let f = LarkConfig::new(Some("cli_a1"), Some("s"), Some("feishu")).unwrap();
+        assert_eq!(f.console_base(), FEISHU_BASE);
         assert!(!format!("{c:?}").contains("topsecret"));
         assert_eq!(
             parse_domain("http://127.0.0.1:9/").unwrap(),

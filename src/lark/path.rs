@@ -12,6 +12,8 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+const MAX_SEGMENT_BYTES: usize = 512;
+
 /// Fills each `{}` in `template` with the next id, encoded as one segment.
 pub fn api_path(template: &str, ids: &[&str]) -> Result<String, LarkError> {
     let mut out = String::with_capacity(template.len() + 32);
@@ -27,11 +29,16 @@ pub fn api_path(template: &str, ids: &[&str]) -> Result<String, LarkError> {
             )
         })?;
         // URL parsers resolve "." and ".." segments (also when written %2e), so they are refused.
-        if id.is_empty() || *id == "." || *id == ".." {
+        // Lark's ids are short; a huge one would make a URL no server accepts.
+        if id.is_empty() || *id == "." || *id == ".." || id.len() > MAX_SEGMENT_BYTES {
             return Err(LarkError::new(
                 ErrorKind::InvalidArgument,
                 "build request",
-                format!("`{id}` is not a valid id"),
+                if id.len() > MAX_SEGMENT_BYTES {
+                    format!("an id of {} bytes is not a valid id", id.len())
+                } else {
+                    format!("`{id}` is not a valid id")
+                },
             ));
         }
         out.extend(utf8_percent_encode(id, SEGMENT));
@@ -62,5 +69,6 @@ mod tests {
         assert!(p("..").is_err());
         assert!(p(".").is_err());
         assert!(p("").is_err());
+        assert!(p(&"x".repeat(65_536)).is_err());
     }
 }

@@ -1,9 +1,11 @@
 //! The MCP handler. It owns no transport: stdio and HTTP sessions share one [`Shared`]
 //! (client, token cache, policy, scopes).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
     Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType,
@@ -66,15 +68,35 @@ impl LarkMcp {
             visible = self.shared.visibility(def).await;
         }
         if let Err(why) = visible {
-            let app_id = &self.shared.client.config().app_id;
             return CallToolResult::error(vec![ContentBlock::text(format!(
                 "Tool `{name}` is not available: {}.",
-                why.explain(app_id)
+                why.explain(self.shared.client.config())
             ))]);
         }
         let cancel = ctx.cancel.clone();
         let _running = self.shared.begin_call();
-        match def.run(ctx, args).await {
+        // A bug in one tool must cost one answer, not the request: rmcp would never
+        // reply to a request whose handler panicked.
+        let run = async move {
+            panic_on_request(name);
+            def.run(ctx, args).await
+        };
+        let outcome = AssertUnwindSafe(run).catch_unwind().await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(tool = name, panic = %what, "tool call panicked");
+                return CallToolResult::error(vec![ContentBlock::text(format!(
+                    "Tool `{name}` failed with an internal error (a bug in this server; it is logged with the tool name). The server keeps serving. If the tool writes, check whether it took effect before calling it again."
+                ))]);
+            }
+        };
+        match outcome {
             Ok(outcome) => {
                 let mut result = CallToolResult::structured(outcome.value);
                 for m in outcome.media {
@@ -94,6 +116,15 @@ impl LarkMcp {
                 CallToolResult::error(vec![ContentBlock::text(e.text)])
             }
         }
+    }
+}
+
+/// Debug builds only: `LARK_MCP_PANIC_IN_TOOL=<tool>` makes that tool panic, so tests can
+/// prove a panic is contained without a real bug to trigger it.
+fn panic_on_request(_tool: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("LARK_MCP_PANIC_IN_TOOL").is_ok_and(|t| t == _tool) {
+        panic!("panic requested by LARK_MCP_PANIC_IN_TOOL for {_tool}");
     }
 }
 

@@ -547,14 +547,13 @@ async fn get_chat_link(ctx: ToolCtx, a: LinkArgs) -> Result<Link, ToolError> {
         share_link: s(&data, "share_link").unwrap_or_default(),
         expires: (!permanent)
             .then(|| {
-                data.get("expire_time").map(|t| {
-                    // Lark gives seconds here.
+                data.get("expire_time").and_then(|t| {
+                    // Lark gives seconds here; a value too large for milliseconds is no time.
                     let secs = t
                         .as_str()
                         .and_then(|x| x.parse::<i64>().ok())
-                        .or_else(|| t.as_i64())
-                        .unwrap_or(0);
-                    iso_time(&json!(secs * 1000))
+                        .or_else(|| t.as_i64())?;
+                    Some(iso_time(&json!(secs.checked_mul(1000)?))).filter(|t| !t.is_empty())
                 })
             })
             .flatten(),

@@ -286,6 +286,15 @@ struct Sent {
     thread_id: Option<String>,
 }
 
+/// The answer to a send, and what it teaches the pacer: `to` (an email, open_id or the
+/// replied-to message) reaches this chat, so later sends under any of its names share one
+/// rate window.
+fn delivered(ctx: &ToolCtx, to: &str, data: &Value) -> Sent {
+    let out = sent(data);
+    ctx.client().learn_receiver(to, &out.chat_id);
+    out
+}
+
 fn sent(data: &Value) -> Sent {
     let s = |k: &str| {
         data.get(k)
@@ -341,7 +350,7 @@ async fn send_message(ctx: ToolCtx, mut a: SendArgs) -> Result<Sent, ToolError> 
     .dedupe_in_body(a.idempotency_key)
     .pace(a.to.clone());
     let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
-    Ok(sent(&data))
+    Ok(delivered(&ctx, &a.to, &data))
 }
 
 with_content! {
@@ -368,7 +377,7 @@ async fn reply_message(ctx: ToolCtx, mut a: ReplyArgs) -> Result<Sent, ToolError
     .dedupe_in_body(a.idempotency_key)
     .pace(a.message_id.clone());
     let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
-    Ok(sent(&data))
+    Ok(delivered(&ctx, &a.message_id, &data))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -472,7 +481,7 @@ async fn forward_message(ctx: ToolCtx, a: ForwardArgs) -> Result<Sent, ToolError
         .dedupe_in_query(a.idempotency_key)
         .pace(a.to.clone());
     let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
-    Ok(sent(&data))
+    Ok(delivered(&ctx, &a.to, &data))
 }
 
 /// The bot's display name, for messages it sent.
@@ -493,6 +502,12 @@ async fn bot_name(ctx: &ToolCtx) -> String {
 }
 
 async fn render_all(ctx: &ToolCtx, raw: &[Value]) -> Vec<MessageOut> {
+    // A reply is paced by the chat it lands in; the history says which chat that is.
+    for m in raw {
+        if let (Some(id), Some(chat)) = (m["message_id"].as_str(), m["chat_id"].as_str()) {
+            ctx.client().learn_receiver(id, chat);
+        }
+    }
     let names = ctx.shared.names.users(ctx, &people_in(raw)).await;
     let bot = bot_name(ctx).await;
     raw.iter().map(|m| render(m, &names, &bot)).collect()

@@ -93,7 +93,7 @@ async fn get_app_status(ctx: ToolCtx, _a: NoArgs) -> Result<Status, ToolError> {
             Ok(()) => visible_tools.push(def.meta.name.to_string()),
             Err(h) => hidden_tools.push(HiddenTool {
                 name: def.meta.name.to_string(),
-                why: h.explain(&cfg.app_id),
+                why: h.explain(cfg),
             }),
         }
     }

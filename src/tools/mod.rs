@@ -234,8 +234,56 @@ fn encode<O: Serialize>(out: O) -> Result<Value, ToolError> {
         .map_err(|e| ToolError::msg(format!("internal error: cannot encode the result: {e}")))
 }
 
+/// Lark's ids, keys and emails are short; anything longer is refused before it can make
+/// an unbuildable URL that would look like network trouble.
+const MAX_ID_BYTES: usize = 256;
+/// Paging tokens are opaque but Lark keeps them well under this.
+const MAX_PAGE_TOKEN_BYTES: usize = 2048;
+
+fn id_limit(field: &str) -> Option<usize> {
+    if field == "page_token" {
+        Some(MAX_PAGE_TOKEN_BYTES)
+    } else if field == "to"
+        || field == "owner"
+        || field == "members"
+        || field == "emails"
+        || field.ends_with("_id")
+        || field.ends_with("_ids")
+        || field.ends_with("_key")
+    {
+        Some(MAX_ID_BYTES)
+    } else {
+        None
+    }
+}
+
+/// Checks every id-like argument (a string, or a list of strings) against its bound.
+fn check_id_lengths(args: &JsonObject) -> Result<(), ToolError> {
+    for (field, value) in args {
+        let Some(limit) = id_limit(field) else {
+            continue;
+        };
+        let strings: Vec<&str> = match value {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => continue,
+        };
+        if let Some(long) = strings.iter().find(|s| s.len() > limit) {
+            return Err(ToolError::invalid(
+                field,
+                format!(
+                    "is {} bytes long; Lark's ids and keys are at most {limit} bytes, so this cannot be one",
+                    long.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Arguments are checked strictly: unknown fields and wrong types are errors naming the field.
 fn parse_args<A: DeserializeOwned>(args: JsonObject) -> Result<A, ToolError> {
+    check_id_lengths(&args)?;
     let value = Value::Object(args);
     serde_path_to_error::deserialize::<_, A>(value).map_err(|e| {
         let path = e.path().to_string();

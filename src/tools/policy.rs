@@ -41,7 +41,7 @@ pub enum Hidden {
 
 impl Hidden {
     /// What an agent or operator reads when a hidden tool is called or listed in `check`.
-    pub fn explain(&self, app_id: &str) -> String {
+    pub fn explain(&self, cfg: &crate::lark::LarkConfig) -> String {
         match self {
             Hidden::ToolsetNotSelected { toolset } => format!(
                 "the server was started without the `{toolset}` toolset (--toolsets / LARK_MCP_TOOLSETS)"
@@ -59,15 +59,17 @@ impl Hidden {
             Hidden::MissingScope { any_of } => format!(
                 "the Lark app has not been granted any of [{}]; an app admin can enable one at {} and publish a new version",
                 any_of.join(", "),
-                console_link(app_id, any_of)
+                console_link(cfg, any_of)
             ),
         }
     }
 }
 
-pub fn console_link(app_id: &str, scopes: &[String]) -> String {
+pub fn console_link(cfg: &crate::lark::LarkConfig, scopes: &[String]) -> String {
     format!(
-        "https://open.feishu.cn/app/{app_id}/auth?q={}&op_from=openapi",
+        "{}/app/{}/auth?q={}&op_from=openapi",
+        cfg.console_base(),
+        cfg.app_id,
         scopes.join(",")
     )
 }

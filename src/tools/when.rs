@@ -4,11 +4,18 @@
 
 use chrono::{DateTime, Duration, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 
+/// How far back a relative span may reach: ten years is beyond any chat history.
+const MAX_SPAN_SECS: i64 = 3650 * 86_400;
+
 pub fn parse(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let s = input.trim();
     let lower = s.to_ascii_lowercase();
-    let midnight = |days_back: i64| -> Result<DateTime<Utc>, String> {
-        let today = now.with_timezone(&Local).date_naive() - Duration::days(days_back);
+    let midnight = |days_back: u64| -> Result<DateTime<Utc>, String> {
+        let today = now
+            .with_timezone(&Local)
+            .date_naive()
+            .checked_sub_days(chrono::Days::new(days_back))
+            .ok_or_else(|| "the date is out of range".to_string())?;
         Local
             .from_local_datetime(&today.and_time(NaiveTime::MIN))
             .earliest()
@@ -24,17 +31,22 @@ pub fn parse(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     if let Some(unit) = lower.chars().last().filter(|c| "smhdw".contains(*c))
         && let Ok(n) = lower[..lower.len() - 1].trim().parse::<i64>()
     {
-        if !(0..=3650 * 86_400).contains(&n) {
-            return Err(format!("`{s}` is out of range"));
-        }
-        let d = match unit {
-            's' => Duration::seconds(n),
-            'm' => Duration::minutes(n),
-            'h' => Duration::hours(n),
-            'd' => Duration::days(n),
-            _ => Duration::weeks(n),
+        let unit_secs: i64 = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => 604_800,
         };
-        return Ok(now - d);
+        // The product is checked before chrono sees it: `100000000d` must be an error, not
+        // an overflow panic inside `DateTime - TimeDelta`.
+        let secs = n
+            .checked_mul(unit_secs)
+            .filter(|s| (0..=MAX_SPAN_SECS).contains(s))
+            .ok_or_else(|| format!("`{s}` is out of range: spans go back at most 3650 days"))?;
+        return now
+            .checked_sub_signed(Duration::seconds(secs))
+            .ok_or_else(|| format!("`{s}` is out of range"));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
@@ -83,5 +95,17 @@ mod tests {
         assert!(parse("yesterday", now).unwrap() < parse("today", now).unwrap());
         assert!(parse("last tuesday", now).unwrap_err().contains("ISO 8601"));
         assert!(parse("-5d", now).is_err());
+        for huge in [
+            "100000000d",
+            "9223372036854775807s",
+            "99999999999w",
+            "3651d",
+        ] {
+            assert!(
+                parse(huge, now).unwrap_err().contains("out of range"),
+                "{huge}"
+            );
+        }
+        assert_eq!(parse("3650d", now).unwrap(), now - Duration::days(3650));
     }
 }
