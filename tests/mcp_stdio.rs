@@ -266,10 +266,8 @@ async fn closing_stdin_ends_the_server_with_exit_code_0() {
     let sbx = Sbx::start().await;
     let mut raw = Raw::spawn(&sbx, &[]);
     raw.initialize().await;
-    let started = Instant::now();
     let status = raw.close_and_wait(Duration::from_secs(5)).await;
     assert_eq!(status.code(), Some(0), "stderr:\n{}", raw.stderr.text());
-    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]
@@ -343,9 +341,8 @@ async fn sigterm_ends_the_server_even_with_a_slow_call_in_flight() {
         .await;
     // Time for the call to reach the sandbox, where it now waits 10 s.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let started = Instant::now();
     sigterm(raw.child.id().expect("pid")).await;
+    // The call would take 10 s: exiting within 5 s shows the signal cut it short.
     let status = raw.wait(Duration::from_secs(5)).await;
     assert!(status.code().is_some(), "exited by itself, not killed");
-    assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -286,6 +286,36 @@ struct Sent {
     thread_id: Option<String>,
 }
 
+/// Who Lark counts a send against. An email is one more name for a person, so it is
+/// resolved once (cached, misses too) to the open_id that the person's other sends use.
+/// Pacing never fails a send: without an answer the email itself is the key.
+async fn pace_key(ctx: &ToolCtx, to: &str, kind: ReceiverType) -> String {
+    if kind != ReceiverType::Email {
+        return to.to_string();
+    }
+    const UNKNOWN: &str = "-";
+    let email = to.trim().to_lowercase();
+    let cache_key = format!("pace:{email}");
+    let open_id = match ctx.shared.names.get(&cache_key) {
+        Some(id) => id,
+        None => {
+            let found =
+                super::names::open_ids_by_email(ctx, "resolve the receiver's email", &[&email])
+                    .await
+                    .ok()
+                    .and_then(|m| m.get(&email).cloned());
+            let id = found.unwrap_or_else(|| UNKNOWN.to_string());
+            ctx.shared.names.put(&cache_key, &id);
+            id
+        }
+    };
+    if open_id == UNKNOWN {
+        to.to_string()
+    } else {
+        open_id
+    }
+}
+
 /// The answer to a send, and what it teaches the pacer: `to` (an email, open_id or the
 /// replied-to message) reaches this chat, so later sends under any of its names share one
 /// rate window.
@@ -348,7 +378,7 @@ async fn send_message(ctx: ToolCtx, mut a: SendArgs) -> Result<Sent, ToolError> 
     )
     .query("receive_id_type", kind.as_str())
     .dedupe_in_body(a.idempotency_key)
-    .pace(a.to.clone());
+    .pace(pace_key(&ctx, &a.to, kind).await);
     let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
     Ok(delivered(&ctx, &a.to, &data))
 }
