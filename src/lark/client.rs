@@ -53,6 +53,8 @@ pub struct Request {
     pub form: Option<Vec<FormPart>>,
     /// The answer is a file (downloads), not a JSON envelope.
     pub binary: bool,
+    /// Most bytes a file answer may have; past it the call fails instead of buffering on.
+    pub max_file_bytes: Option<u64>,
     pub safety: Safety,
     /// Receiver (chat or user) whose send rate Lark limits.
     pub pace_key: Option<String>,
@@ -110,6 +112,7 @@ impl Request {
             body: None,
             form: None,
             binary: false,
+            max_file_bytes: None,
             safety,
             pace_key: None,
         }
@@ -149,6 +152,13 @@ impl Request {
     /// Expect a file back (Lark answers errors with the JSON envelope as usual).
     pub fn binary(mut self) -> Request {
         self.binary = true;
+        self
+    }
+
+    /// Like [`Request::binary`], refusing a file over `max_bytes` (see [`is_file_too_large`]).
+    pub fn binary_capped(mut self, max_bytes: u64) -> Request {
+        self.binary = true;
+        self.max_file_bytes = Some(max_bytes);
         self
     }
 
@@ -401,38 +411,37 @@ impl LarkClient {
             .map_err(|e| transport_error(&req.op, e, cfg))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        let header = |n: reqwest::header::HeaderName| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header(CONTENT_TYPE);
+        // Lark answers a failed download with its JSON envelope, even under HTTP 200.
+        let is_file = req.binary
+            && status == 200
+            && !content_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with("application/json"));
+        if is_file {
+            let bytes = read_file(resp, req.max_file_bytes, &req.op, cfg).await?;
+            let file_name =
+                header(reqwest::header::CONTENT_DISPOSITION).and_then(|d| disposition_name(&d));
+            return Ok(Response {
+                body: Value::Null,
+                log_id: header(reqwest::header::HeaderName::from_static("x-tt-logid")),
+                file: Some(Download {
+                    bytes,
+                    content_type,
+                    file_name,
+                }),
+            });
+        }
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| transport_error(&req.op, e, cfg))?;
-        if req.binary && status == 200 {
-            let header = |n: reqwest::header::HeaderName| {
-                headers
-                    .get(n)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            let content_type = header(CONTENT_TYPE);
-            if !content_type
-                .as_deref()
-                .is_some_and(|t| t.starts_with("application/json"))
-            {
-                let file_name =
-                    header(reqwest::header::CONTENT_DISPOSITION).and_then(|d| disposition_name(&d));
-                return Ok(Response {
-                    body: Value::Null,
-                    log_id: headers
-                        .get("x-tt-logid")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
-                    file: Some(Download {
-                        bytes,
-                        content_type,
-                        file_name,
-                    }),
-                });
-            }
-        }
         decode(&req.op, status, &headers, &bytes)
     }
 
@@ -607,6 +616,50 @@ impl LarkClient {
             Err(_) => Err(first),
         }
     }
+}
+
+/// The body of a file answer, chunk by chunk, so a file over `max` is refused having held
+/// at most `max` bytes.
+async fn read_file(
+    mut resp: reqwest::Response,
+    max: Option<u64>,
+    op: &str,
+    cfg: &LarkConfig,
+) -> Result<bytes::Bytes, LarkError> {
+    let Some(max) = max else {
+        return resp.bytes().await.map_err(|e| transport_error(op, e, cfg));
+    };
+    let too_large = || {
+        let mut e = LarkError::new(
+            ErrorKind::InvalidArgument,
+            op,
+            format!("the file is larger than {max} bytes, the most this download may be"),
+        );
+        e.http_status = Some(200);
+        e
+    };
+    let declared = resp.content_length();
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport_error(op, e, cfg))?
+    {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Whether a [`Request::binary_capped`] call failed because the file was over its cap;
+/// nothing else answers a GET with an invalid argument that Lark did not code.
+pub fn is_file_too_large(e: &LarkError) -> bool {
+    e.kind == ErrorKind::InvalidArgument && e.code.is_none() && e.http_status == Some(200)
 }
 
 /// The file name in a `Content-Disposition`: RFC 5987 `filename*=UTF-8''…` (non-ASCII

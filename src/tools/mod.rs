@@ -8,6 +8,7 @@ pub mod chats;
 pub mod compose;
 pub mod contact;
 pub mod context;
+pub mod files;
 pub mod ids;
 pub mod markdown;
 pub mod messages;
@@ -300,6 +301,7 @@ static CATALOG: LazyLock<Vec<ToolDef>> = LazyLock::new(|| {
     let mut all: Vec<ToolDef> = [
         contact::tools(),
         messages::tools(),
+        files::tools(),
         chats::tools(),
         meta::tools(),
     ]
