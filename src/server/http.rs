@@ -192,6 +192,7 @@ pub async fn serve(
         .nest_service("/mcp", mcp)
         .route("/sse", get(legacy_sse))
         .route("/message", post(legacy_message))
+        .layer(super::jsonrpc::body_check(state.opts.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state.clone());
     let app = Router::new()

@@ -1,7 +1,8 @@
-//! The MCP side: one transport-independent handler, served over stdio (and HTTP later).
+//! The MCP side: one transport-independent handler, served over stdio and HTTP.
 
 mod handler;
 pub mod http;
+pub mod jsonrpc;
 pub mod stdio;
 
 pub use handler::{INSTRUCTIONS, LarkMcp};
