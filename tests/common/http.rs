@@ -177,6 +177,24 @@ impl HttpServer {
             .map(|r| r.expect("wait on the child"))
     }
 
+    /// The exit status if the child has exited already (does not wait).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits (≤ `within`) until the server has logged `needle`; panics otherwise.
+    pub async fn wait_for_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log.text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not log {needle:?} within {within:?}; stderr:\n{}",
+                self.log.text()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn fd_count(&self) -> usize {
         fd_count(self.pid)
     }
@@ -245,6 +263,135 @@ pub fn sockets_to(pid: u32, remote_port: u16) -> usize {
         }
     }
     n
+}
+
+// ---- a gate in front of Lark ------------------------------------------------------------
+
+/// A pass-through proxy in front of an upstream (the sandbox) that holds every request whose
+/// path starts with a prefix until [`Gate::open`]: a Lark call provably in flight for as long
+/// as a test needs, however loaded the machine.
+pub struct Gate {
+    /// `http://127.0.0.1:PORT`, to pass as the server's `--domain`.
+    pub base: String,
+    arrived: Arc<AtomicU64>,
+    open: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct GateInner {
+    upstream: String,
+    prefix: String,
+    arrived: Arc<AtomicU64>,
+    open: tokio::sync::watch::Receiver<bool>,
+    http: reqwest::Client,
+}
+
+impl Gate {
+    pub async fn start(upstream: &str, prefix: &str) -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("the gate binds a loopback port");
+        let base = format!(
+            "http://{}",
+            listener.local_addr().expect("the gate's address")
+        );
+        let (open, open_rx) = tokio::sync::watch::channel(false);
+        let arrived = Arc::new(AtomicU64::new(0));
+        let inner = Arc::new(GateInner {
+            upstream: upstream.to_string(),
+            prefix: prefix.to_string(),
+            arrived: arrived.clone(),
+            open: open_rx,
+            http: client(),
+        });
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let inner = inner.clone();
+            async move { inner.forward(req).await }
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Gate {
+            base,
+            arrived,
+            open,
+            task,
+        }
+    }
+
+    /// Requests that reached the gate with the held prefix so far.
+    pub fn arrived(&self) -> u64 {
+        self.arrived.load(Ordering::SeqCst)
+    }
+
+    /// Waits (≤ `within`) until `n` held requests have arrived; panics otherwise.
+    pub async fn wait_arrived(&self, n: u64, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.arrived() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} requests reached the gate within {within:?}",
+                self.arrived()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Lets the held requests, and every later one, through.
+    pub fn open(&self) {
+        let _ = self.open.send(true);
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl GateInner {
+    async fn forward(&self, req: axum::extract::Request) -> axum::response::Response {
+        use axum::http::header;
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        if parts.uri.path().starts_with(&self.prefix) {
+            self.arrived.fetch_add(1, Ordering::SeqCst);
+            let _ = self.open.clone().wait_for(|open| *open).await;
+        }
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let mut rb = self
+            .http
+            .request(parts.method.clone(), format!("{}{path}", self.upstream))
+            .body(body);
+        for (k, v) in &parts.headers {
+            if k != header::HOST && k != header::CONTENT_LENGTH {
+                rb = rb.header(k, v);
+            }
+        }
+        let mut resp = axum::response::Response::new(axum::body::Body::empty());
+        match rb.send().await {
+            Ok(r) => {
+                *resp.status_mut() = r.status();
+                for (k, v) in r.headers() {
+                    if k != header::TRANSFER_ENCODING
+                        && k != header::CONTENT_LENGTH
+                        && k != header::CONNECTION
+                    {
+                        resp.headers_mut().append(k, v.clone());
+                    }
+                }
+                *resp.body_mut() = axum::body::Body::from(r.bytes().await.unwrap_or_default());
+            }
+            Err(_) => *resp.status_mut() = axum::http::StatusCode::BAD_GATEWAY,
+        }
+        resp
+    }
 }
 
 // ---- SSE --------------------------------------------------------------------------------------
