@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod lark;
+pub mod mentions;
 pub mod sandbox;
 pub mod server;
 pub mod tools;

@@ -1145,6 +1145,57 @@ async fn oversized_text_and_markdown_are_refused_before_the_call_naming_the_limi
     assert_eq!(sbx.state().count("send_message"), 1);
 }
 
+#[tokio::test]
+async fn six_hundred_kb_of_unclosed_mention_tags_is_refused_as_too_large_not_hung_on() {
+    let (sbx, s) = setup().await;
+    let unclosed = "<at id=\"x\">".repeat(600 * 1024 / 11);
+    let text = s
+        .err(
+            "send_message",
+            json!({"to": PERCEPTION_CHAT, "text": unclosed}),
+        )
+        .await;
+    assert!(
+        text.starts_with("Invalid argument `text`: ")
+            && text.contains("at most 150 KB")
+            && text.contains("nothing was sent"),
+        "{text}"
+    );
+    let md = s
+        .err(
+            "send_message",
+            json!({"to": PERCEPTION_CHAT, "markdown": unclosed}),
+        )
+        .await;
+    assert!(
+        md.starts_with("Invalid argument `markdown`: ") && md.contains("at most 30 KB"),
+        "{md}"
+    );
+    let reply = s
+        .err(
+            "reply_message",
+            json!({"message_id": MILK_TEA_MSG, "text": unclosed}),
+        )
+        .await;
+    assert!(reply.contains("at most 150 KB"), "{reply}");
+    // Under the limit the same tags are read in full: one person, `x`, who does not exist.
+    let under = "<at id=\"x\">".repeat(100 * 1024 / 11);
+    let text = s
+        .err(
+            "send_message",
+            json!({"to": PERCEPTION_CHAT, "text": under}),
+        )
+        .await;
+    assert!(text.contains("Cannot mention x:"), "{text}");
+    assert_eq!(
+        (
+            sbx.state().count("send_message"),
+            sbx.state().count("reply_message")
+        ),
+        (0, 0)
+    );
+}
+
 // ---- markdown → post ------------------------------------------------------------------------------
 
 /// (what it shows, markdown, the post's paragraphs, the open_ids Lark records as mentioned)

@@ -5,13 +5,15 @@
 //! Mentions: `<at id="ou_…"></at>`, `@all`, or `@` followed by an email address
 //! (`@zhang.wei@example.com`). An unknown person is an error; nothing is sent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ToolCtx, ToolError};
+use crate::mentions::{AtTag, Token};
 
 pub const TEXT_LIMIT: usize = 150 * 1024;
 pub const RICH_LIMIT: usize = 30 * 1024;
@@ -117,16 +119,20 @@ pub struct Composed {
 
 fn check_size(what: &str, content: &str, limit: usize) -> Result<(), ToolError> {
     if content.len() > limit {
-        return Err(ToolError::invalid(
-            what,
-            format!(
-                "the message is {} KB; Lark accepts at most {} KB for this kind. Split it or shorten it; nothing was sent",
-                content.len().div_ceil(1024),
-                limit / 1024
-            ),
-        ));
+        return Err(too_large(what, content.len(), limit));
     }
     Ok(())
+}
+
+fn too_large(what: &str, size: usize, limit: usize) -> ToolError {
+    ToolError::invalid(
+        what,
+        format!(
+            "the message is {} KB; Lark accepts at most {} KB for this kind. Split it or shorten it; nothing was sent",
+            size.div_ceil(1024),
+            limit / 1024
+        ),
+    )
 }
 
 pub async fn compose(ctx: &ToolCtx, c: ContentChoice) -> Result<Composed, ToolError> {
@@ -155,9 +161,14 @@ pub async fn compose(ctx: &ToolCtx, c: ContentChoice) -> Result<Composed, ToolEr
         }
     };
     if let Some(text) = c.text {
+        // Sending only lengthens a text (JSON escapes, names and ids put into tags) unless
+        // the agent wrote long names or attributes inside tags, so a text over the limit
+        // now is refused before any of it is read.
+        check_size("text", &text, TEXT_LIMIT)?;
         let text = non_empty("text", text)?;
-        let mentions = resolve_mentions(ctx, &text, &[]).await?;
-        let content = json!({"text": lark_text(&text, &mentions)}).to_string();
+        let found = find_mentions(&text, &[])?;
+        let mentions = resolve_mentions(ctx, &found).await?;
+        let content = json!({"text": lark_text(&text, &found, &mentions)}).to_string();
         check_size("text", &content, TEXT_LIMIT)?;
         return Ok(Composed {
             msg_type: "text",
@@ -165,11 +176,18 @@ pub async fn compose(ctx: &ToolCtx, c: ContentChoice) -> Result<Composed, ToolEr
         });
     }
     if let Some(md) = c.markdown {
+        // Markdown can shrink on its way to a post (entities, unused link definitions), so
+        // its own limit is checked on the post; before that it is held only to the text
+        // limit, the most Lark takes in any message.
+        if md.len() > TEXT_LIMIT {
+            return Err(too_large("markdown", md.len(), RICH_LIMIT));
+        }
         let md = non_empty("markdown", md)?;
         // Mention syntax inside code is shown as written, not resolved.
         let code = super::markdown::code_ranges(&md);
-        let mentions = resolve_mentions(ctx, &md, &code).await?;
-        let post = super::markdown::to_post(&canonical_mentions(&md, &mentions, &code), &mentions);
+        let found = find_mentions(&md, &code)?;
+        let mentions = resolve_mentions(ctx, &found).await?;
+        let post = super::markdown::to_post(&canonical_mentions(&md, &found, &mentions), &mentions);
         let content = post.to_string();
         check_size("markdown", &content, RICH_LIMIT)?;
         return Ok(Composed {
@@ -216,112 +234,160 @@ pub struct Person {
     pub name: String,
 }
 
-/// Mention tokens as (byte range, mention), in order, except those starting in `literal`.
-fn scan_mentions(
-    text: &str,
-    literal: &[std::ops::Range<usize>],
-) -> Vec<(std::ops::Range<usize>, Mention)> {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if text[i..].starts_with("<at ")
-            && let Some(end_tag) = text[i..].find('>')
-        {
-            let tag = &text[i..i + end_tag + 1];
-            let id = tag
-                .split_once("id=")
-                .map(|(_, rest)| rest.trim_start_matches(['"', '\'']))
-                .map(|rest| {
-                    rest.split(|c: char| {
-                        c == '"' || c == '\'' || c == '>' || c == '/' || c.is_whitespace()
-                    })
-                    .next()
-                    .unwrap_or("")
-                })
-                .unwrap_or("");
-            let mut end = i + end_tag + 1;
-            if text[end..].starts_with("</at>") {
-                end += "</at>".len();
-            } else if let Some(close) = text[end..].find("</at>") {
-                // `<at id="…">Name</at>`: the name between is replaced by the real one.
-                if !text[end..end + close].contains('<') {
-                    end += close + "</at>".len();
-                }
+/// At most this many different emails, and as many open_ids, in one message.
+pub const MAX_PEOPLE: usize = 50;
+
+/// The mentions in a text, and the distinct people among them in order of first mention.
+#[derive(Debug)]
+pub struct Mentions {
+    found: Vec<(Range<usize>, Mention)>,
+    emails: Vec<String>,
+    ids: Vec<String>,
+}
+
+impl Mentions {
+    /// How many mentions the text holds, repeats included.
+    pub fn count(&self) -> usize {
+        self.found.len()
+    }
+}
+
+/// The mentions in `text`, except those starting in `literal` (code, shown as written).
+/// More than [`MAX_PEOPLE`] different emails or open_ids is refused.
+pub fn find_mentions(text: &str, literal: &[Range<usize>]) -> Result<Mentions, ToolError> {
+    let found = scan_mentions(text, literal);
+    let (mut emails, mut ids) = (Vec::new(), Vec::new());
+    let (mut seen_emails, mut seen_ids) = (HashSet::new(), HashSet::new());
+    for (_, m) in &found {
+        let (list, seen, key) = match m {
+            Mention::Email(e) => (&mut emails, &mut seen_emails, e),
+            Mention::OpenId(id) => (&mut ids, &mut seen_ids, id),
+            Mention::All => continue,
+        };
+        if seen.insert(key.as_str()) {
+            list.push(key.clone());
+            if list.len() > MAX_PEOPLE {
+                return Err(ToolError::msg(format!(
+                    "At most {MAX_PEOPLE} different people can be mentioned in one message."
+                )));
             }
-            if !id.is_empty() {
-                let m = if id == "all" {
+        }
+    }
+    Ok(Mentions { found, emails, ids })
+}
+
+/// Mention tokens as (byte range, mention), in order, except those starting in `literal`.
+fn scan_mentions(text: &str, literal: &[Range<usize>]) -> Vec<(Range<usize>, Mention)> {
+    let mut out = Vec::new();
+    for token in crate::mentions::tokens(text) {
+        match token {
+            Token::Tag(tag) if !tag.id.is_empty() => {
+                let m = if tag.id == "all" {
                     Mention::All
                 } else {
-                    Mention::OpenId(id.to_string())
+                    Mention::OpenId(tag.id.to_string())
                 };
-                out.push((i..end, m));
-                i = end;
-                continue;
+                out.push((tag.range, m));
+            }
+            // A tag without an id is no mention; `@` forms inside it still count.
+            Token::Tag(AtTag { range, .. }) | Token::Text(range) => {
+                at_signs(&text[range.clone()], range.start, &mut out)
             }
         }
-        if bytes[i] == b'@'
-            && (i == 0 || !is_email_char(text[..i].chars().next_back().unwrap_or(' ')))
-        {
-            let rest = &text[i + 1..];
-            if rest.starts_with("all")
-                && !rest[3..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
-            {
-                out.push((i..i + 4, Mention::All));
-                i += 4;
-                continue;
-            }
-            let len = email_len(rest);
-            if len > 0 {
-                out.push((i..i + 1 + len, Mention::Email(rest[..len].to_string())));
-                i += 1 + len;
-                continue;
-            }
-        }
-        i += text[i..].chars().next().map(char::len_utf8).unwrap_or(1);
     }
-    out.retain(|(r, _)| !literal.iter().any(|l| l.contains(&r.start)));
-    out
+    outside(out, literal)
+}
+
+/// `@all` and `@email` in a span without tags that starts at `offset` in the text.
+///
+/// A span starts the text or follows a tag's `>`, so an `@` at its start has no email
+/// character before it.
+fn at_signs(span: &str, offset: usize, out: &mut Vec<(Range<usize>, Mention)>) {
+    let mut from = 0;
+    while let Some(n) = span[from..].find('@') {
+        let at = from + n;
+        from = at + 1;
+        if span[..at].chars().next_back().is_some_and(is_email_char) {
+            continue;
+        }
+        let rest = &span[at + 1..];
+        let (len, m) = if rest.starts_with("all")
+            && !rest["all".len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        {
+            ("all".len(), Mention::All)
+        } else {
+            match email_len(rest) {
+                0 => continue,
+                len => (len, Mention::Email(rest[..len].to_string())),
+            }
+        };
+        out.push((offset + at..offset + at + 1 + len, m));
+        from = at + 1 + len;
+    }
+}
+
+/// The mentions that do not start inside any of `literal`.
+fn outside(
+    found: Vec<(Range<usize>, Mention)>,
+    literal: &[Range<usize>],
+) -> Vec<(Range<usize>, Mention)> {
+    if literal.is_empty() {
+        return found;
+    }
+    let mut literal: Vec<&Range<usize>> = literal.iter().collect();
+    literal.sort_by_key(|r| r.start);
+    // Both are in text order, so one walk over each decides (no range-by-range search).
+    let mut k = 0;
+    found
+        .into_iter()
+        .filter(|(r, _)| {
+            while literal.get(k).is_some_and(|l| l.end <= r.start) {
+                k += 1;
+            }
+            !literal.get(k).is_some_and(|l| l.contains(&r.start))
+        })
+        .collect()
 }
 
 fn is_email_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "._%+-".contains(c)
+    c.is_ascii() && is_email_byte(c as u8)
+}
+
+fn is_email_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"._%+-".contains(&b)
 }
 
 /// Length of an email address at the start of `s`, or 0.
+///
+/// Reads only the local part and the domain; neither holds an `@`, and an `@` right after
+/// either has an email character before it, so no later call reads them again.
 fn email_len(s: &str) -> usize {
-    let local = s.chars().take_while(|c| is_email_char(*c)).count();
-    if local == 0 || !s[local..].starts_with('@') {
+    let b = s.as_bytes();
+    let local = b.iter().take_while(|c| is_email_byte(**c)).count();
+    if local == 0 || b.get(local) != Some(&b'@') {
         return 0;
     }
-    let domain: String = s[local + 1..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
-        .collect();
-    let domain = domain.trim_end_matches(['.', '-']);
+    let start = local + 1;
+    let run = b[start..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'.' || **c == b'-')
+        .count();
+    let domain = s[start..start + run].trim_end_matches(['.', '-']);
     let tld_ok = domain.rsplit_once('.').is_some_and(|(host, tld)| {
         !host.is_empty() && tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())
     });
-    if tld_ok { local + 1 + domain.len() } else { 0 }
+    if tld_ok { start + domain.len() } else { 0 }
 }
 
-/// Resolves every mention to an open_id and name: emails through `batch_get_id`, open_ids
-/// through `users/batch`. Returns a map keyed by the agent's token (email or open_id).
+/// Resolves every mentioned person to an open_id and name: emails through `batch_get_id`,
+/// open_ids through `users/batch`. Returns a map keyed by the agent's token (email or
+/// open_id).
 async fn resolve_mentions(
     ctx: &ToolCtx,
-    text: &str,
-    literal: &[std::ops::Range<usize>],
+    found: &Mentions,
 ) -> Result<HashMap<String, Person>, ToolError> {
-    let found = scan_mentions(text, literal);
-    let mut emails: Vec<String> = Vec::new();
-    let mut ids: Vec<String> = Vec::new();
-    for (_, m) in &found {
-        match m {
-            Mention::Email(e) if !emails.contains(e) => emails.push(e.clone()),
-            Mention::OpenId(id) if !ids.contains(id) => ids.push(id.clone()),
-            _ => {}
-        }
-    }
+    let mut ids = found.ids.clone();
+    let mut seen_ids: HashSet<String> = ids.iter().cloned().collect();
     let mut out = HashMap::new();
     out.insert(
         "all".to_string(),
@@ -330,17 +396,13 @@ async fn resolve_mentions(
             name: "all".into(),
         },
     );
-    if emails.len() > 50 || ids.len() > 50 {
-        return Err(ToolError::msg(
-            "At most 50 different people can be mentioned in one message.",
-        ));
-    }
-    if !emails.is_empty() {
-        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let found = super::names::open_ids_by_email(ctx, "resolve mentioned emails", &refs).await?;
+    if !found.emails.is_empty() {
+        let refs: Vec<&str> = found.emails.iter().map(String::as_str).collect();
+        let by_email =
+            super::names::open_ids_by_email(ctx, "resolve mentioned emails", &refs).await?;
         let mut unknown = Vec::new();
-        for e in &emails {
-            match found.get(&e.to_ascii_lowercase()) {
+        for e in &found.emails {
+            match by_email.get(&e.to_ascii_lowercase()) {
                 Some(open_id) => {
                     out.insert(
                         e.clone(),
@@ -349,7 +411,7 @@ async fn resolve_mentions(
                             name: String::new(),
                         },
                     );
-                    if !ids.contains(&open_id.to_string()) {
+                    if seen_ids.insert(open_id.to_string()) {
                         ids.push(open_id.to_string());
                     }
                 }
@@ -404,8 +466,8 @@ fn person_for<'m>(m: &Mention, mentions: &'m HashMap<String, Person>) -> Option<
 }
 
 /// Text with mentions as Lark's `<at user_id="…">Name</at>`.
-fn lark_text(text: &str, mentions: &HashMap<String, Person>) -> String {
-    rewrite(text, mentions, &[], |p| {
+fn lark_text(text: &str, found: &Mentions, mentions: &HashMap<String, Person>) -> String {
+    rewrite(text, found, mentions, |p| {
         if p.open_id == "all" {
             "<at user_id=\"all\"></at>".to_string()
         } else {
@@ -415,26 +477,22 @@ fn lark_text(text: &str, mentions: &HashMap<String, Person>) -> String {
 }
 
 /// Text with every mention as `<at id="ou_…"></at>`, the one form the markdown converter reads.
-fn canonical_mentions(
-    text: &str,
-    mentions: &HashMap<String, Person>,
-    literal: &[std::ops::Range<usize>],
-) -> String {
-    rewrite(text, mentions, literal, |p| {
+fn canonical_mentions(text: &str, found: &Mentions, mentions: &HashMap<String, Person>) -> String {
+    rewrite(text, found, mentions, |p| {
         format!("<at id=\"{}\"></at>", p.open_id)
     })
 }
 
 fn rewrite(
     text: &str,
+    found: &Mentions,
     mentions: &HashMap<String, Person>,
-    literal: &[std::ops::Range<usize>],
     render: impl Fn(&Person) -> String,
 ) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for (range, m) in scan_mentions(text, literal) {
-        if let Some(p) = person_for(&m, mentions) {
+    for (range, m) in &found.found {
+        if let Some(p) = person_for(m, mentions) {
             out.push_str(&text[last..range.start]);
             out.push_str(&render(p));
             last = range.end;
@@ -486,8 +544,10 @@ mod tests {
                 name: "all".into(),
             },
         );
+        let t = "@a@b.io 看一下 @all";
+        let found = find_mentions(t, &[]).expect("two mentions");
         assert_eq!(
-            lark_text("@a@b.io 看一下 @all", &m),
+            lark_text(t, &found, &m),
             "<at user_id=\"ou_9\">张伟</at> 看一下 <at user_id=\"all\"></at>"
         );
     }
@@ -499,5 +559,61 @@ mod tests {
         assert_eq!(ReceiverType::resolve(None, "oc_1"), ReceiverType::ChatId);
         assert_eq!(ReceiverType::resolve(None, "a@b.c"), ReceiverType::Email);
         assert_eq!(ReceiverType::resolve(None, "u123"), ReceiverType::UserId);
+    }
+
+    #[test]
+    fn tags_without_an_id_are_text_and_code_is_literal() {
+        let t = "<at name=\"x\">@all</at> `<at id=\"ou_1\"></at>` @all `@all` <at id=\"ou_2\">";
+        let ticks: Vec<usize> = t.match_indices('`').map(|(i, _)| i).collect();
+        // Out of order on purpose: code ranges need not come sorted.
+        let code = [ticks[2]..ticks[3] + 1, ticks[0]..ticks[1] + 1];
+        let m: Vec<Mention> = scan_mentions(t, &code)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(
+            m,
+            [Mention::All, Mention::All, Mention::OpenId("ou_2".into())]
+        );
+    }
+
+    #[test]
+    fn people_are_counted_once_and_capped() {
+        let t =
+            "<at id=\"ou_1\"></at> @a@b.io <at id=\"ou_1\"></at> @a@b.io <at id=\"a@b.io\"></at>";
+        let found = find_mentions(t, &[]).expect("three people");
+        assert_eq!(
+            (found.count(), found.ids.len(), found.emails.len()),
+            (5, 2, 1)
+        );
+
+        let ids: String = (0..=MAX_PEOPLE)
+            .map(|i| format!("<at id=\"ou_{i}\"></at>"))
+            .collect();
+        assert!(find_mentions(&ids, &[]).is_err());
+        let emails: String = (0..=MAX_PEOPLE).map(|i| format!(" @p{i}@b.io")).collect();
+        assert!(find_mentions(&emails, &[]).is_err());
+        let same: String = " @p@b.io <at id=\"ou_1\"></at>".repeat(1000);
+        assert_eq!(
+            find_mentions(&same, &[]).map(|f| f.count()).ok(),
+            Some(2000)
+        );
+    }
+
+    #[test]
+    fn large_inputs_are_scanned_in_one_pass() {
+        let unclosed = "<at id=\"x\">".repeat(600 * 1024 / 11);
+        let found = find_mentions(&unclosed, &[]).expect("one person");
+        assert_eq!((found.count(), found.ids.len()), (600 * 1024 / 11, 1));
+        // Email-like runs that never complete, and `@` after `@`.
+        for t in [
+            " @a".repeat(200_000),
+            " @a@b".repeat(100_000),
+            "@".repeat(600_000),
+            format!(" @{}", "a.".repeat(300_000)),
+            format!(" @a@{}", "b-".repeat(300_000)),
+        ] {
+            assert_eq!(find_mentions(&t, &[]).map(|f| f.count()).ok(), Some(0));
+        }
     }
 }

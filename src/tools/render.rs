@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::output::NamedId;
+use crate::mentions::{AtTag, Token};
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MessageOut {
@@ -117,38 +118,57 @@ pub fn render(m: &Value, names: &HashMap<String, String>, bot_name: &str) -> Mes
 }
 
 /// `@_user_1` placeholders → `@Name`; `@_all` (which has no mentions entry) → `@all`.
+///
+/// One pass over the text, trying at each `@` the key lengths there are, longest first, so
+/// `@_user_10` is not read as `@_user_1` + "0" and names put in are never read again.
 fn with_names(text: &str, mentions: &HashMap<String, String>) -> String {
-    let mut keys: Vec<&String> = mentions.keys().collect();
-    // Longest first, so @_user_10 is not read as @_user_1 + "0".
-    keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
-    keys.into_iter()
-        .fold(text.to_string(), |acc, k| {
-            acc.replace(k.as_str(), &format!("@{}", mentions[k]))
-        })
-        .replace("@_all", "@all")
+    // Only keys that start with `@` can match at one (and each such match moves on).
+    let mut lengths: Vec<usize> = mentions
+        .keys()
+        .filter(|k| k.starts_with('@'))
+        .map(String::len)
+        .collect();
+    lengths.sort_unstable_by(|a, b| b.cmp(a));
+    lengths.dedup();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    let mut from = 0;
+    while let Some(n) = text[from..].find('@') {
+        let at = from + n;
+        let key = lengths.iter().find_map(|len| {
+            let key = text.get(at..at + len)?;
+            Some((key.len(), mentions.get(key)?.as_str()))
+        });
+        let Some((len, name)) = key.or_else(|| {
+            text[at..]
+                .starts_with("@_all")
+                .then_some(("@_all".len(), "all"))
+        }) else {
+            from = at + 1;
+            continue;
+        };
+        out.push_str(&text[last..at]);
+        out.push('@');
+        out.push_str(name);
+        last = at + len;
+        from = last;
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
-/// `<at user_id="…">Name</at>` (as sent) → `@Name`.
+/// `<at user_id="…">Name</at>` (as sent) → `@Name`; a tag never closed stays as written.
 fn strip_at_tags(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("<at ") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start..];
-        let Some(open_end) = after.find('>') else {
-            out.push_str(after);
-            return out;
-        };
-        let Some(close) = after.find("</at>") else {
-            out.push_str(after);
-            return out;
-        };
-        let name = after.get(open_end + 1..close).unwrap_or("");
-        out.push('@');
-        out.push_str(if name.is_empty() { "all" } else { name });
-        rest = &after[close + "</at>".len()..];
+    let mut out = String::with_capacity(text.len());
+    for token in crate::mentions::tokens(text) {
+        match token {
+            Token::Tag(tag) if tag.closed => {
+                out.push('@');
+                out.push_str(if tag.name.is_empty() { "all" } else { tag.name });
+            }
+            Token::Tag(AtTag { range, .. }) | Token::Text(range) => out.push_str(&text[range]),
+        }
     }
-    out.push_str(rest);
     out
 }
 
@@ -333,5 +353,23 @@ mod tests {
             strip_at_tags("hi <at user_id=\"ou_1\">张伟</at> <at user_id=\"all\"></at>"),
             "hi @张伟 @all"
         );
+    }
+
+    #[test]
+    fn placeholders_and_tags_are_read_in_one_pass() {
+        let mentions: HashMap<String, String> = (1..=1000)
+            .map(|i| (format!("@_user_{i}"), format!("P{i}")))
+            .collect();
+        let text = "@_user_1000 @_user_7@_user_70 @_user_1001 @_al @_all @ x@_user_2".repeat(2000);
+        let out = with_names(&text, &mentions);
+        assert!(out.starts_with("@P1000 @P7@P70 @P1001 @_al @all @ x@P2@P1000"));
+        assert_eq!(out.matches("@P").count(), 2000 * 5);
+
+        assert_eq!(
+            strip_at_tags("<at user_id=\"ou_1\">A <at user_id=\"ou_2\">B</at> <at id=\"x\">"),
+            "<at user_id=\"ou_1\">A @B <at id=\"x\">"
+        );
+        let unclosed = "<at user_id=\"x\">".repeat(50_000);
+        assert_eq!(strip_at_tags(&unclosed), unclosed);
     }
 }

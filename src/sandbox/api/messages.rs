@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::resources;
 use crate::lark::scope_sets as scopes;
+use crate::mentions::Token;
 use crate::sandbox::endpoint::{Call, Endpoint};
 use crate::sandbox::envelope::{ApiError, Reply, codes};
 use crate::sandbox::seed::UserStatusSeed;
@@ -530,12 +531,13 @@ fn check_content(msg_type: &str, content: &str) -> Result<Vec<String>, ApiError>
     Ok(mentioned_ids(msg_type, &v))
 }
 
-/// The id inside an `<at …>` tag's attributes (`user_id="…"` or `id="…"`).
-fn at_tag_id(attrs: &str) -> Option<&str> {
-    attrs
-        .split_once("id=\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(id, _)| id)
+/// The `<at>` tags in a text that mention someone: closed, with an id. The rest is text,
+/// both when recording mentions and in the read form, so the two always agree.
+fn mention_tags(text: &str) -> impl Iterator<Item = Token<'_>> {
+    crate::mentions::tokens(text).map(|t| match t {
+        Token::Tag(tag) if !tag.closed || tag.id.is_empty() => Token::Text(tag.range),
+        t => t,
+    })
 }
 
 /// open_ids mentioned with `<at user_id="…">` in text, or `at` elements in a post.
@@ -544,9 +546,11 @@ fn mentioned_ids(msg_type: &str, v: &Value) -> Vec<String> {
     match msg_type {
         "text" => {
             let text = v.get("text").and_then(Value::as_str).unwrap_or("");
-            for part in text.split("<at ").skip(1) {
-                if let Some(id) = at_tag_id(part).filter(|id| *id != "all") {
-                    out.push(id.to_string());
+            for t in mention_tags(text) {
+                if let Token::Tag(tag) = t
+                    && tag.id != "all"
+                {
+                    out.push(tag.id.to_string());
                 }
             }
         }
@@ -586,27 +590,18 @@ pub fn read_content(msg_type: &str, content: &str) -> String {
             let Some(text) = v.get("text").and_then(Value::as_str) else {
                 return content.to_string();
             };
-            let mut out = String::new();
-            let mut rest = text;
+            let mut out = String::with_capacity(text.len());
             let mut n = 0;
-            while let Some(start) = rest.find("<at ") {
-                let after = &rest[start..];
-                let (Some(gt), Some(close)) = (after.find('>'), after.find("</at>")) else {
-                    break;
-                };
-                if close < gt {
-                    break;
+            for t in mention_tags(text) {
+                match t {
+                    Token::Text(range) => out.push_str(&text[range]),
+                    Token::Tag(tag) if tag.id == "all" => out.push_str("@_all"),
+                    Token::Tag(_) => {
+                        n += 1;
+                        out.push_str(&format!("@_user_{n}"));
+                    }
                 }
-                out.push_str(&rest[..start]);
-                if at_tag_id(&after[..gt]) == Some("all") {
-                    out.push_str("@_all");
-                } else {
-                    n += 1;
-                    out.push_str(&format!("@_user_{n}"));
-                }
-                rest = &after[close + "</at>".len()..];
             }
-            out.push_str(rest);
             v["text"] = Value::String(out);
             v.to_string()
         }
@@ -1698,6 +1693,26 @@ mod tests {
     fn mentions_skip_all_and_follow_tag_order() {
         let v = json!({"text": "<at user_id=\"ou_1\">a</at><at user_id=\"all\"></at><at user_id=\"ou_2\">b</at>"});
         assert_eq!(mentioned_ids("text", &v), ["ou_1", "ou_2"]);
+    }
+
+    #[test]
+    fn read_form_and_mentions_agree_on_odd_tags() {
+        let text = "<at user_id=\"ou_1\">A <at user_id=\"ou_2\">B</at> <at name=\"x\">C</at> <at id='ou_3'/> <at user_id=\"ou_4\">";
+        let v = json!({ "text": text });
+        assert_eq!(mentioned_ids("text", &v), ["ou_2", "ou_3"]);
+        let read: Value = serde_json::from_str(&read_content("text", &v.to_string())).unwrap();
+        assert_eq!(
+            read["text"],
+            "<at user_id=\"ou_1\">A @_user_1 <at name=\"x\">C</at> @_user_2 <at user_id=\"ou_4\">"
+        );
+    }
+
+    #[test]
+    fn six_hundred_kb_of_unclosed_tags_are_read_in_one_pass() {
+        let text = "<at id=\"x\">".repeat(600 * 1024 / 11);
+        let v = json!({ "text": text });
+        assert!(mentioned_ids("text", &v).is_empty());
+        assert_eq!(read_content("text", &v.to_string()), v.to_string());
     }
 
     #[test]
