@@ -222,29 +222,6 @@ async fn progress_token_streams_progress_before_the_result() {
 }
 
 /// A call's answer is streamed in pieces (priming event, then the response); without
-/// TCP_NODELAY on the server each call on a kept-alive connection waited ~40 ms for the
-/// client's delayed ACK.
-#[tokio::test]
-async fn calls_on_a_kept_alive_connection_do_not_wait_for_delayed_acks() {
-    let sbx = Sbx::start().await;
-    let srv = start(&sbx, &[]).await;
-    let mut c = srv.mcp();
-    c.connect(LATEST).await;
-    let mut took = Vec::new();
-    for _ in 0..15 {
-        let t = Instant::now();
-        let r = c.call("get_user", json!({"user_id": ZHANG_WEI})).await;
-        took.push(t.elapsed());
-        assert_eq!(structured(&r)["open_id"], ZHANG_WEI);
-    }
-    took.sort();
-    let median = took[took.len() / 2];
-    assert!(
-        median < Duration::from_millis(30),
-        "median call {median:?} (all: {took:?})"
-    );
-}
-
 #[tokio::test]
 async fn unknown_session_id_is_404() {
     let sbx = Sbx::start().await;
@@ -774,11 +751,6 @@ async fn sigterm_drains_an_in_flight_call_and_exits_0() {
             )
         });
     assert_eq!(status.code(), Some(0), "stderr:\n{}", srv.log.text());
-    assert!(
-        started.elapsed() < Duration::from_secs(7),
-        "{:?}",
-        started.elapsed()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

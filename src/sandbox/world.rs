@@ -413,7 +413,7 @@ impl World {
             TokenRecord {
                 seq: self.token_seq,
                 kind,
-                expires_at_ms: now + ttl_secs * 1000,
+                expires_at_ms: now.saturating_add(ttl_secs.saturating_mul(1000)),
                 revoked: false,
             },
         );

@@ -786,7 +786,7 @@ fn admit_send(world: &mut World, chat_id: &str, now_ms: u64, qps: u32) -> Result
 /// The message a live `uuid` first produced, rendered as the send answered
 /// (expired entries are dropped on the way).
 fn deduped(world: &mut World, key: &str, now: u64, ttl_secs: u64) -> Option<Value> {
-    let ttl = ttl_secs * 1000;
+    let ttl = ttl_secs.saturating_mul(1000);
     world
         .uuids
         .retain(|_, (_, at)| now.saturating_sub(*at) < ttl);
@@ -1066,7 +1066,7 @@ fn recall_message(call: &mut Call, world: &mut World) -> Result<Reply, ApiError>
     }
     let age = now.saturating_sub(m.create_time_ms);
     if m.sender_is_bot {
-        if age > call.options.recall_window_secs * 1000 {
+        if age > call.options.recall_window_secs.saturating_mul(1000) {
             return Err(err(
                 codes::MSG_RECALL_WINDOW_PASSED,
                 "Message can only be recalled within one days.",
@@ -1282,7 +1282,9 @@ fn read_users(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
         ));
     }
     // Seeded receipts: every human member has read it `read_receipt_delay_secs` after sending.
-    let read_at = m.create_time_ms + call.options.read_receipt_delay_secs * 1000;
+    let read_at = m
+        .create_time_ms
+        .saturating_add(call.options.read_receipt_delay_secs.saturating_mul(1000));
     let readers: Vec<Value> = if now >= read_at {
         chat.members
             .iter()
