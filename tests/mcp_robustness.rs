@@ -100,3 +100,26 @@ async fn an_over_long_id_is_refused_at_once_and_never_sent() {
         .count();
     assert_eq!(sent, 0, "refused before any request");
 }
+
+#[tokio::test]
+async fn a_rate_limit_reset_of_u64_max_is_an_error_within_the_budget() {
+    use lark_mcp_server::sandbox::{FaultAction, FaultRule};
+    let sbx = Sbx::start().await;
+    let s = McpServer::start_env(&sbx, &[], &[("LARK_CALL_TIMEOUT", "5")]).await;
+    sbx.state().add_fault(
+        FaultRule::new(FaultAction::RateLimit {
+            status: 429,
+            reset_secs: u64::MAX,
+            limit: 50,
+        })
+        .path("/open-apis/contact/v3/users/")
+        .times(1),
+    );
+    let text = s.err("get_user", json!({"user_id": ZHANG_WEI})).await;
+    // Not the 5 s budget running out: the wait was refused at once, with Lark's facts.
+    assert!(text.contains("rate limit"), "{text}");
+    assert!(!text.contains("call budget"), "{text}");
+    assert_eq!(recorded(&sbx, "get_user").len(), 1);
+    let user = s.ok("get_user", json!({"user_id": ZHANG_WEI})).await;
+    assert_eq!(user["open_id"], ZHANG_WEI, "still serving");
+}

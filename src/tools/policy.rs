@@ -250,4 +250,24 @@ mod tests {
             "unknown scopes expose the tool"
         );
     }
+
+    #[test]
+    fn the_console_link_follows_the_domain() {
+        let hidden = Hidden::MissingScope {
+            any_of: vec!["contact:user.id:readonly".into()],
+        };
+        let cfg = |domain: &str| {
+            crate::lark::LarkConfig::new(Some("cli_a1"), Some("s"), Some(domain)).unwrap()
+        };
+        let lark = hidden.explain(&cfg("lark"));
+        assert!(
+            lark.contains("https://open.larksuite.com/app/cli_a1/auth?q=contact:user.id:readonly"),
+            "{lark}"
+        );
+        let feishu = hidden.explain(&cfg("feishu"));
+        assert!(
+            feishu.contains("https://open.feishu.cn/app/cli_a1/auth"),
+            "{feishu}"
+        );
+    }
 }
