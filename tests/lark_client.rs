@@ -45,6 +45,15 @@ fn bot_chat(sb: &Sandbox) -> String {
         .expect("a chat with the bot")
 }
 
+/// Lark's answer to a token it no longer accepts.
+fn token_rejected() -> FaultRule {
+    FaultRule::new(FaultAction::LarkError {
+        code: 99991663,
+        msg: "Invalid access token for authorization.".into(),
+        status: 400,
+    })
+}
+
 fn send_text(chat_id: &str, text: &str) -> Request {
     Request::post(
         "send a message",
@@ -142,14 +151,8 @@ async fn a_revoked_token_is_dropped_refetched_once_and_the_call_retried_once() {
 async fn a_token_rejected_again_and_again_is_refreshed_a_bounded_number_of_times() {
     let sb = sandbox_with(Options::default()).await;
     let client = client_for(&sb);
-    sb.state().add_fault(
-        FaultRule::new(FaultAction::LarkError {
-            code: 99991663,
-            msg: "Invalid access token for authorization.".into(),
-            status: 400,
-        })
-        .path("/open-apis/contact"),
-    );
+    sb.state()
+        .add_fault(token_rejected().path("/open-apis/contact"));
     let err = client
         .call(get_user(IN_RANGE_USER), &CancellationToken::new())
         .await
@@ -165,14 +168,7 @@ async fn a_delivered_write_is_reported_delivered_when_its_retry_meets_revoked_to
     let sb = sandbox_with(Options::default()).await;
     let client = client_for(&sb);
     let chat = bot_chat(&sb);
-    let rejected = || {
-        FaultRule::new(FaultAction::LarkError {
-            code: 99991663,
-            msg: "Invalid access token for authorization.".into(),
-            status: 400,
-        })
-        .path("/open-apis/im/v1/messages")
-    };
+    let rejected = || token_rejected().path("/open-apis/im/v1/messages");
     sb.state().set_faults(vec![
         // Lark applies the send, then the gateway fails: the outcome looks unknown.
         FaultRule::new(FaultAction::ServerError {

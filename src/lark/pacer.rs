@@ -43,6 +43,17 @@ struct Lane {
     finished: Notify,
 }
 
+impl Lane {
+    fn new(key: String) -> Arc<Lane> {
+        Arc::new(Lane {
+            key,
+            turn: tokio::sync::Mutex::new(()),
+            log: Mutex::new(Log::default()),
+            finished: Notify::new(),
+        })
+    }
+}
+
 #[derive(Default)]
 struct Log {
     sends: VecDeque<Send>,
@@ -143,14 +154,7 @@ impl Pacer {
         lanes
             .by_key
             .entry(key.clone())
-            .or_insert_with(|| {
-                Arc::new(Lane {
-                    key,
-                    turn: tokio::sync::Mutex::new(()),
-                    log: Mutex::new(Log::default()),
-                    finished: Notify::new(),
-                })
-            })
+            .or_insert_with(|| Lane::new(key))
             .clone()
     }
 
@@ -220,14 +224,7 @@ impl Pacer {
         let new = lanes
             .by_key
             .entry(target.clone())
-            .or_insert_with(|| {
-                Arc::new(Lane {
-                    key: target,
-                    turn: tokio::sync::Mutex::new(()),
-                    log: Mutex::new(Log::default()),
-                    finished: Notify::new(),
-                })
-            })
+            .or_insert_with(|| Lane::new(target))
             .clone();
         drop(lanes);
         lock(&new.log).sends.extend(moved);
