@@ -51,10 +51,6 @@ pub struct Request {
     pub body: Option<Value>,
     /// A multipart/form-data body instead of JSON (uploads).
     pub form: Option<Vec<FormPart>>,
-    /// The answer is a file (downloads), not a JSON envelope.
-    pub binary: bool,
-    /// Most bytes a file answer may have; past it the call fails instead of buffering on.
-    pub max_file_bytes: Option<u64>,
     pub safety: Safety,
     /// Receiver (chat or user) whose send rate Lark limits.
     pub pace_key: Option<String>,
@@ -111,8 +107,6 @@ impl Request {
             query: Vec::new(),
             body: None,
             form: None,
-            binary: false,
-            max_file_bytes: None,
             safety,
             pace_key: None,
         }
@@ -146,19 +140,6 @@ impl Request {
 
     pub fn form(mut self, parts: Vec<FormPart>) -> Request {
         self.form = Some(parts);
-        self
-    }
-
-    /// Expect a file back (Lark answers errors with the JSON envelope as usual).
-    pub fn binary(mut self) -> Request {
-        self.binary = true;
-        self
-    }
-
-    /// Like [`Request::binary`], refusing a file over `max_bytes` (see [`is_file_too_large`]).
-    pub fn binary_capped(mut self, max_bytes: u64) -> Request {
-        self.binary = true;
-        self.max_file_bytes = Some(max_bytes);
         self
     }
 
@@ -205,20 +186,43 @@ impl Request {
     }
 }
 
-/// A successful Lark answer (`code == 0`), or a downloaded file.
+/// A successful Lark answer (`code == 0`).
 #[derive(Debug, Clone)]
 pub struct Response {
     pub body: Value,
     pub log_id: Option<String>,
-    pub file: Option<Download>,
 }
 
+/// Where [`LarkClient::download`] puts a file's bytes as they arrive, so no file is ever
+/// held in memory whole.
+pub trait FileSink: Send {
+    /// Called before the first chunk of every attempt: a retry after a body cut off halfway
+    /// starts the file over, so no byte is written twice.
+    fn restart(&mut self) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// The next chunk of the body, in order.
+    fn write(&mut self, chunk: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+/// A file [`LarkClient::download`] delivered to its sink in full.
 #[derive(Debug, Clone)]
 pub struct Download {
-    pub bytes: bytes::Bytes,
+    /// Bytes written to the sink by the attempt that succeeded.
+    pub len: u64,
     pub content_type: Option<String>,
     /// From `Content-Disposition`, when Lark sent one.
     pub file_name: Option<String>,
+    pub log_id: Option<String>,
+}
+
+/// Why [`LarkClient::download`] delivered no file.
+#[derive(Debug)]
+pub enum DownloadError {
+    /// Lark refused, the connection failed, the budget ran out or the caller cancelled.
+    Lark(LarkError),
+    /// The file is over the cap the caller set; reading stopped there.
+    TooLarge { max: u64 },
+    /// The sink refused the bytes (a full disk, say); nothing was retried.
+    Sink(std::io::Error),
 }
 
 impl Response {
@@ -324,6 +328,54 @@ impl LarkClient {
         cancel: &CancellationToken,
     ) -> Result<Response, LarkError> {
         req.fix_dedupe_key();
+        let req = &req;
+        self.retried(req, cancel, || {
+            self.attempt(req, |token| async move { self.send(req, &token).await })
+        })
+        .await
+    }
+
+    /// Downloads the file `req` (a GET) answers into `sink`, chunk by chunk, refusing one
+    /// over `max_bytes`. Retries, the call budget and cancellation work as in
+    /// [`LarkClient::call`]; `request_timeout` bounds the wait for the headers and each
+    /// pause between chunks, not the whole body, so a large file on a slow link is cut
+    /// only by the call budget. Lark's JSON error envelopes fail the call as usual.
+    pub async fn download<S: FileSink>(
+        &self,
+        req: Request,
+        max_bytes: u64,
+        cancel: &CancellationToken,
+        sink: &mut S,
+    ) -> Result<Download, DownloadError> {
+        // Every attempt writes to the one sink; the lock only lets each attempt's future
+        // borrow it in turn (attempts never overlap).
+        let sink = tokio::sync::Mutex::new(sink);
+        let (req, sink) = (&req, &sink);
+        let outcome = self
+            .retried(req, cancel, || {
+                self.attempt(req, |token| async move {
+                    let mut sink = sink.lock().await;
+                    self.fetch_file(req, &token, max_bytes, &mut **sink).await
+                })
+            })
+            .await;
+        match outcome {
+            Ok(done) => done,
+            Err(e) => Err(DownloadError::Lark(e)),
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, a retry is not allowed, the call budget is spent
+    /// or `cancel` fires.
+    async fn retried<T, Fut>(
+        &self,
+        req: &Request,
+        cancel: &CancellationToken,
+        attempt: impl FnMut() -> Fut,
+    ) -> Result<T, LarkError>
+    where
+        Fut: Future<Output = Result<T, LarkError>>,
+    {
         let cfg = &self.inner.cfg;
         let budget = cfg.call_budget;
         let deadline = Instant::now()
@@ -335,7 +387,7 @@ impl LarkClient {
             .with_max_delay(Duration::from_secs(5))
             .with_max_times(cfg.max_retries)
             .with_jitter();
-        let retrying = (|| self.attempt(&req))
+        let retrying = attempt
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(|e: &LarkError| {
@@ -363,13 +415,21 @@ impl LarkClient {
         }
     }
 
-    async fn attempt(&self, req: &Request) -> Result<Response, LarkError> {
+    /// One try: a token, the pacer's slot, then `send` with the token.
+    async fn attempt<T, Fut>(
+        &self,
+        req: &Request,
+        send: impl FnOnce(SecretString) -> Fut,
+    ) -> Result<T, LarkError>
+    where
+        Fut: Future<Output = Result<T, LarkError>>,
+    {
         let token = self.token().await?;
         let _slot = match &req.pace_key {
             Some(key) => Some(self.inner.pacer.wait(key).await),
             None => None,
         };
-        let result = self.send(req, &token).await;
+        let result = send(token.clone()).await;
         if let Err(e) = &result
             && e.is_stale_token()
         {
@@ -385,14 +445,18 @@ impl LarkClient {
         self.inner.pacer.learn(name, chat_id);
     }
 
-    async fn send(&self, req: &Request, token: &SecretString) -> Result<Response, LarkError> {
+    /// The HTTP request for `req`, without a timeout: each caller bounds its own waits.
+    fn build(
+        &self,
+        req: &Request,
+        token: &SecretString,
+    ) -> Result<reqwest::RequestBuilder, LarkError> {
         let cfg = &self.inner.cfg;
         let mut rb = self
             .inner
             .http
             .request(req.method.clone(), format!("{}{}", cfg.base_url, req.path))
-            .bearer_auth(token.expose_secret())
-            .timeout(cfg.request_timeout);
+            .bearer_auth(token.expose_secret());
         if !req.query.is_empty() {
             rb = rb.query(&req.query);
         }
@@ -405,44 +469,98 @@ impl LarkClient {
                 .header(CONTENT_TYPE, "application/json; charset=utf-8")
                 .body(body.to_string());
         }
-        let resp = rb
+        Ok(rb)
+    }
+
+    async fn send(&self, req: &Request, token: &SecretString) -> Result<Response, LarkError> {
+        let cfg = &self.inner.cfg;
+        let resp = self
+            .build(req, token)?
+            .timeout(cfg.request_timeout)
             .send()
             .await
             .map_err(|e| transport_error(&req.op, e, cfg))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let header = |n: reqwest::header::HeaderName| {
-            headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let content_type = header(CONTENT_TYPE);
-        // Lark answers a failed download with its JSON envelope, even under HTTP 200.
-        let is_file = req.binary
-            && status == 200
-            && !content_type
-                .as_deref()
-                .is_some_and(|t| t.starts_with("application/json"));
-        if is_file {
-            let bytes = read_file(resp, req.max_file_bytes, &req.op, cfg).await?;
-            let file_name =
-                header(reqwest::header::CONTENT_DISPOSITION).and_then(|d| disposition_name(&d));
-            return Ok(Response {
-                body: Value::Null,
-                log_id: header(reqwest::header::HeaderName::from_static("x-tt-logid")),
-                file: Some(Download {
-                    bytes,
-                    content_type,
-                    file_name,
-                }),
-            });
-        }
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| transport_error(&req.op, e, cfg))?;
         decode(&req.op, status, &headers, &bytes)
+    }
+
+    /// One download attempt. `Ok(Err(_))` is an end no retry can change (over the cap, a
+    /// failing sink), kept out of the retry policy, which sees only [`LarkError`]s;
+    /// `Err(_)` goes to that policy like any call's failure.
+    async fn fetch_file<S: FileSink>(
+        &self,
+        req: &Request,
+        token: &SecretString,
+        max: u64,
+        sink: &mut S,
+    ) -> Result<Result<Download, DownloadError>, LarkError> {
+        let cfg = &self.inner.cfg;
+        let op = req.op.as_str();
+        // Each wait, not the whole body, gets `request_timeout`: a slow but moving
+        // download is bounded by the call budget alone.
+        let idle = cfg.request_timeout;
+        let mut resp = tokio::time::timeout(idle, self.build(req, token)?.send())
+            .await
+            .map_err(|_| silent(op, cfg, "no response"))?
+            .map_err(|e| transport_error(op, e, cfg))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header("content-type");
+        // Lark answers a failed download with its JSON envelope, even under HTTP 200.
+        let is_file = status == 200
+            && !content_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with("application/json"));
+        if !is_file {
+            let bytes = tokio::time::timeout(idle, resp.bytes())
+                .await
+                .map_err(|_| silent(op, cfg, "no complete answer"))?
+                .map_err(|e| transport_error(op, e, cfg))?;
+            decode(op, status, &headers, &bytes)?;
+            let mut e = LarkError::new(ErrorKind::Decode, op, "Lark answered without a file");
+            e.http_status = Some(status);
+            e.log_id = header("x-tt-logid");
+            return Err(e);
+        }
+        if resp.content_length().is_some_and(|n| n > max) {
+            return Ok(Err(DownloadError::TooLarge { max }));
+        }
+        if let Err(e) = sink.restart().await {
+            return Ok(Err(DownloadError::Sink(e)));
+        }
+        let mut len: u64 = 0;
+        loop {
+            let chunk = tokio::time::timeout(idle, resp.chunk())
+                .await
+                .map_err(|_| silent(op, cfg, "the download stalled: no data"))?
+                .map_err(|e| transport_error(op, e, cfg))?;
+            let Some(chunk) = chunk else { break };
+            len = len.saturating_add(chunk.len() as u64);
+            // Checked before writing, so the sink never holds more than `max` bytes.
+            if len > max {
+                return Ok(Err(DownloadError::TooLarge { max }));
+            }
+            if let Err(e) = sink.write(&chunk).await {
+                return Ok(Err(DownloadError::Sink(e)));
+            }
+        }
+        Ok(Ok(Download {
+            len,
+            content_type,
+            file_name: header("content-disposition").and_then(|d| disposition_name(&d)),
+            log_id: header("x-tt-logid"),
+        }))
     }
 
     // ---- tenant_access_token -------------------------------------------------------
@@ -618,50 +736,6 @@ impl LarkClient {
     }
 }
 
-/// The body of a file answer, chunk by chunk, so a file over `max` is refused having held
-/// at most `max` bytes.
-async fn read_file(
-    mut resp: reqwest::Response,
-    max: Option<u64>,
-    op: &str,
-    cfg: &LarkConfig,
-) -> Result<bytes::Bytes, LarkError> {
-    let Some(max) = max else {
-        return resp.bytes().await.map_err(|e| transport_error(op, e, cfg));
-    };
-    let too_large = || {
-        let mut e = LarkError::new(
-            ErrorKind::InvalidArgument,
-            op,
-            format!("the file is larger than {max} bytes, the most this download may be"),
-        );
-        e.http_status = Some(200);
-        e
-    };
-    let declared = resp.content_length();
-    if declared.is_some_and(|n| n > max) {
-        return Err(too_large());
-    }
-    let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| transport_error(op, e, cfg))?
-    {
-        if (body.len() + chunk.len()) as u64 > max {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-/// Whether a [`Request::binary_capped`] call failed because the file was over its cap;
-/// nothing else answers a GET with an invalid argument that Lark did not code.
-pub fn is_file_too_large(e: &LarkError) -> bool {
-    e.kind == ErrorKind::InvalidArgument && e.code.is_none() && e.http_status == Some(200)
-}
-
 /// The file name in a `Content-Disposition`: RFC 5987 `filename*=UTF-8''…` (non-ASCII
 /// names) preferred over the plain `filename="…"`.
 fn disposition_name(header: &str) -> Option<String> {
@@ -695,6 +769,16 @@ fn is_loopback(base: &str) -> bool {
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .is_some_and(|h| h == "localhost" || h == "[::1]" || h.starts_with("127."))
+}
+
+/// A wait of `request_timeout` that ended with nothing from Lark: transient, and the request
+/// may have been applied, as with reqwest's own timeout.
+fn silent(op: &str, cfg: &LarkConfig, what: &str) -> LarkError {
+    LarkError::new(
+        ErrorKind::Transient,
+        op,
+        format!("{what} within {} s", cfg.request_timeout.as_secs()),
+    )
 }
 
 fn unsent(mut e: LarkError) -> LarkError {
@@ -787,11 +871,7 @@ fn decode(op: &str, status: u16, headers: &HeaderMap, bytes: &[u8]) -> Result<Re
         .and_then(|b| b.get("code"))
         .and_then(Value::as_i64);
     match (body, code) {
-        (Some(body), Some(0)) if (200..300).contains(&status) => Ok(Response {
-            body,
-            log_id,
-            file: None,
-        }),
+        (Some(body), Some(0)) if (200..300).contains(&status) => Ok(Response { body, log_id }),
         (Some(body), Some(_)) => Err(LarkError::from_envelope(
             op,
             status,

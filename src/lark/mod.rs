@@ -8,7 +8,9 @@ mod path;
 pub mod scope_sets;
 mod scopes;
 
-pub use client::{Download, FormPart, LarkClient, Request, Response, Safety, is_file_too_large};
+pub use client::{
+    Download, DownloadError, FileSink, FormPart, LarkClient, Request, Response, Safety,
+};
 pub use config::{FEISHU_BASE, LARK_BASE, LarkConfig, parse_domain};
 pub use error::{Details, ErrorKind, FieldViolation, Help, LarkError, PermissionViolation};
 pub use path::api_path;

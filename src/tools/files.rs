@@ -4,21 +4,24 @@
 //! The agent chooses the paths, so an upload reads nothing outside the operator's allowed
 //! directories and its errors never tell whether a path outside them exists; a download
 //! only ever creates new files in the download directory, never writing through an
-//! existing name or link.
+//! existing name or link. A download streams into a hidden temporary file of its own and
+//! gets its final name only once complete, so memory use does not grow with the file and
+//! no partial file is left under any name.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{Read, Seek};
 use std::path::{Component, Path, PathBuf};
 use std::sync::LazyLock;
 
 use base64::Engine;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::messages::meta;
 use super::{Media, Needs, ToolCtx, ToolDef, ToolError};
 use crate::lark::scope_sets as scopes;
-use crate::lark::{FormPart, Method, Request, api_path, is_file_too_large};
+use crate::lark::{DownloadError, FileSink, FormPart, Method, Request, api_path};
 
 /// Lark's upload limits.
 const IMAGE_LIMIT: u64 = 10 * 1024 * 1024;
@@ -509,20 +512,93 @@ fn candidate(name: &str, n: u32) -> String {
     }
 }
 
-/// Creates a new file for `name` in `dir` and writes `bytes` to it. `create_new` never opens
-/// an existing file or follows an existing link, so nothing already there is overwritten.
-/// Blocking.
-fn save_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ToolError> {
+/// Unlinks the temporary name of a download when dropped: after a failure, a cancellation
+/// or an abandoned call, and after publishing too, when the final name is a second link
+/// to the same data.
+struct PartPath(PathBuf);
+
+impl Drop for PartPath {
+    fn drop(&mut self) {
+        // Synchronous because Drop cannot await; one unlink is quick.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A download on its way to disk: a hidden file of its own in the download directory,
+/// never seen under the final name until complete.
+struct PartFile {
+    file: tokio::fs::File,
+    path: PartPath,
+    /// Whether the first bytes are worth keeping to show as an image.
+    keep_head: bool,
+    /// The bytes so far, while they could still be shown inline (≤ [`INLINE_IMAGE_LIMIT`]).
+    head: Option<Vec<u8>>,
+}
+
+impl FileSink for PartFile {
+    async fn restart(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0).await?;
+        self.file.rewind().await?;
+        self.head = self.keep_head.then(Vec::new);
+        Ok(())
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(chunk).await?;
+        if let Some(head) = &mut self.head {
+            if head.len() + chunk.len() <= INLINE_IMAGE_LIMIT {
+                head.extend_from_slice(chunk);
+            } else {
+                // Too large to show: memory stays bounded by the limit.
+                self.head = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates the temporary file a download is written to, `.<stem>.part-<random>` in `dir`.
+/// `create_new` never opens an existing file or follows a link. Blocking.
+fn create_part(dir: &Path, stem: &str) -> Result<(File, PartPath), ToolError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| ToolError::msg(format!("cannot create {}: {e}", dir.display())))?;
-    for n in 1..=LAST_NUMBERED + RANDOM_TRIES {
-        let target = dir.join(candidate(name, n));
-        let mut file = match std::fs::OpenOptions::new()
+    for _ in 0..RANDOM_TRIES {
+        let path = dir.join(format!(".{stem}.part-{:016x}", fastrand::u64(..)));
+        match std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
-            .open(&target)
+            .open(&path)
         {
-            Ok(f) => f,
+            Ok(f) => return Ok((f, PartPath(path))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(ToolError::msg(format!(
+                    "cannot create a file in {}: {e}; nothing was saved",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    Err(ToolError::msg(format!(
+        "cannot create a temporary file in {}: {RANDOM_TRIES} random names were taken; nothing was saved",
+        dir.display()
+    )))
+}
+
+/// Gives the complete download in `part` (also open as `file`) the first free name among
+/// [`candidate`]s of `name` in `dir`. A hard link is refused when anything, a dangling
+/// link included, has the name, so nothing is replaced and two downloads racing for one
+/// name end under two names. Blocking.
+fn publish(part: &Path, file: &File, dir: &Path, name: &str) -> Result<PathBuf, ToolError> {
+    for n in 1..=LAST_NUMBERED + RANDOM_TRIES {
+        let target = dir.join(candidate(name, n));
+        let placed = match std::fs::hard_link(part, &target) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => copy_new(file, &target),
+            linked => linked,
+        };
+        match placed {
+            Ok(()) => return Ok(target),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
                 return Err(ToolError::msg(format!(
@@ -530,21 +606,30 @@ fn save_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ToolError> 
                     target.display()
                 )));
             }
-        };
-        if let Err(e) = file.write_all(bytes) {
-            drop(file);
-            let _ = std::fs::remove_file(&target);
-            return Err(ToolError::msg(format!(
-                "cannot write {}: {e}; nothing was saved",
-                target.display()
-            )));
         }
-        return Ok(target);
     }
     Err(ToolError::msg(format!(
         "{name}, its numbered variants up to ({LAST_NUMBERED}) and {RANDOM_TRIES} random ones already exist in {}; nothing was saved; pass another save_as",
         dir.display()
     )))
+}
+
+/// For file systems without hard links: a new file under `target`, copied from the
+/// download's own handle. `create_new` still refuses any existing name or link.
+fn copy_new(mut file: &File, target: &Path) -> std::io::Result<()> {
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)?;
+    let copied = file
+        .rewind()
+        .and_then(|()| std::io::copy(&mut file, &mut out));
+    if let Err(e) = copied {
+        drop(out);
+        let _ = std::fs::remove_file(target);
+        return Err(e);
+    }
+    Ok(())
 }
 
 async fn download_resource(
@@ -567,60 +652,79 @@ async fn download_resource(
     )
     .map_err(|e| ToolError::invalid("file_key", e.msg))?;
     let max = *DOWNLOAD_MAX;
-    let req = Request::get("download message resource", path)
-        .query(
-            "type",
-            if kind == ResourceKind::Image {
-                "image"
-            } else {
-                "file"
-            },
-        )
-        .binary_capped(max);
-    let resp = match ctx.client().call(req, &ctx.cancel).await {
-        Ok(r) => r,
-        Err(e) if is_file_too_large(&e) => {
+    let req = Request::get("download message resource", path).query(
+        "type",
+        if kind == ResourceKind::Image {
+            "image"
+        } else {
+            "file"
+        },
+    );
+    let (file, part) = {
+        let (dir, stem) = (dir.to_path_buf(), safe_name(&a.file_key));
+        blocking(move || create_part(&dir, &stem)).await?
+    };
+    let mut sink = PartFile {
+        file: tokio::fs::File::from_std(file),
+        path: part,
+        keep_head: kind == ResourceKind::Image,
+        head: None,
+    };
+    let cannot_write = |e: std::io::Error| {
+        ToolError::msg(format!(
+            "cannot write the download into {}: {e}; nothing was saved",
+            dir.display()
+        ))
+    };
+    // Every way out before `publish` drops `sink`, whose `PartPath` removes the partial file.
+    let got = match ctx
+        .client()
+        .download(req, max, &ctx.cancel, &mut sink)
+        .await
+    {
+        Ok(got) => got,
+        Err(DownloadError::TooLarge { .. }) => {
             return Err(ToolError::msg(format!(
                 "{} is larger than {}, the most this server downloads; nothing was saved.",
                 a.file_key,
                 size_text(max)
             )));
         }
-        Err(e) => return Err(e.into()),
+        Err(DownloadError::Sink(e)) => return Err(cannot_write(e)),
+        Err(DownloadError::Lark(e)) => return Err(e.into()),
     };
-    let Some(file) = resp.file else {
-        return Err(ToolError::msg(
-            "download failed: Lark answered without a file",
-        ));
-    };
+    // Surfaces the last write's error before the file gets its name.
+    sink.file.flush().await.map_err(cannot_write)?;
+    let PartFile {
+        file, path, head, ..
+    } = sink;
+    let file = file.into_std().await;
     let name = safe_name(
         a.save_as
             .as_deref()
-            .or(file.file_name.as_deref())
+            .or(got.file_name.as_deref())
             .unwrap_or(&a.file_key),
     );
     let target = {
-        let (dir, bytes) = (dir.to_path_buf(), file.bytes.clone());
-        blocking(move || save_new(&dir, &name, &bytes)).await?
+        let dir = dir.to_path_buf();
+        // `path` moves in so the temporary name goes only once the final one exists.
+        blocking(move || publish(&path.0, &file, &dir, &name)).await?
     };
-    let mime = file.content_type.clone().unwrap_or_default();
-    let show = kind == ResourceKind::Image
-        && mime.starts_with("image/")
-        && file.bytes.len() <= INLINE_IMAGE_LIMIT;
-    let media = if show {
-        vec![Media {
-            base64: base64::engine::general_purpose::STANDARD.encode(&file.bytes),
-            mime: mime.clone(),
-        }]
-    } else {
-        Vec::new()
+    let mime = got.content_type.clone().unwrap_or_default();
+    let shown = head.filter(|_| kind == ResourceKind::Image && mime.starts_with("image/"));
+    let media = match &shown {
+        Some(bytes) => vec![Media {
+            base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            mime,
+        }],
+        None => Vec::new(),
     };
     Ok((
         Downloaded {
             path: target.display().to_string(),
-            bytes: file.bytes.len(),
-            content_type: file.content_type,
-            shown: show,
+            bytes: usize::try_from(got.len).unwrap_or(usize::MAX),
+            content_type: got.content_type,
+            shown: shown.is_some(),
         },
         media,
     ))
@@ -662,6 +766,112 @@ mod tests {
         assert_eq!(candidate("README", 2), "README (2)");
         let random = candidate("a.pdf", LAST_NUMBERED + 1);
         assert!(random.starts_with("a (") && random.ends_with(").pdf") && random.len() == 16);
+    }
+
+    /// A fresh directory under the system's temp dir, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!(
+                "lark-mcp-unit-{tag}-{}-{:016x}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            std::fs::create_dir_all(&dir).expect("create a scratch dir");
+            Scratch(dir)
+        }
+
+        fn names(&self) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&self.0)
+                .expect("read the scratch dir")
+                .map(|e| e.expect("an entry").file_name().to_string_lossy().into())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A finished download of `content` in `dir`, as `download_resource` has it before
+    /// publishing.
+    fn finished_part(dir: &Path, content: &[u8]) -> (File, PartPath) {
+        let (mut file, part) = create_part(dir, "file_v3_x").expect("a part file");
+        std::io::Write::write_all(&mut file, content).expect("write the part");
+        (file, part)
+    }
+
+    #[test]
+    fn downloads_racing_for_one_name_end_as_distinct_files_and_leave_no_part_files() {
+        const RACERS: usize = 8;
+        let dir = Scratch::new("race");
+        let barrier = std::sync::Barrier::new(RACERS);
+        let mut saved: Vec<(usize, PathBuf)> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..RACERS)
+                .map(|i| {
+                    let (dir, barrier) = (&dir.0, &barrier);
+                    scope.spawn(move || {
+                        let (file, part) = finished_part(dir, format!("racer {i}").as_bytes());
+                        barrier.wait();
+                        let target = publish(&part.0, &file, dir, "same.txt");
+                        (i, target.map_err(|e| e.text).expect("published"))
+                    })
+                })
+                .collect();
+            racers
+                .into_iter()
+                .map(|r| r.join().expect("a racer finished"))
+                .collect()
+        });
+        saved.sort_by(|a, b| a.1.cmp(&b.1));
+        saved.dedup_by(|a, b| a.1 == b.1);
+        assert_eq!(saved.len(), RACERS, "every racer has its own file");
+        for (i, path) in &saved {
+            let got = std::fs::read(path).expect("read a published file");
+            assert_eq!(got, format!("racer {i}").as_bytes(), "{}", path.display());
+        }
+        let mut expected: Vec<String> = (1..=RACERS as u32)
+            .map(|n| candidate("same.txt", n))
+            .collect();
+        expected.sort();
+        assert_eq!(dir.names(), expected, "no .part file is left");
+    }
+
+    #[test]
+    fn publishing_never_writes_through_a_dangling_link_and_a_failure_leaves_nothing() {
+        let dir = Scratch::new("dangling");
+        let nowhere = dir.0.join("nowhere");
+        std::os::unix::fs::symlink(&nowhere, dir.0.join("x.txt")).expect("symlink");
+        let (file, part) = finished_part(&dir.0, b"data");
+        let target = publish(&part.0, &file, &dir.0, "x.txt").map_err(|e| e.text);
+        drop(part);
+        assert_eq!(target, Ok(dir.0.join("x (2).txt")));
+        assert!(!nowhere.exists(), "the link's target was not created");
+        assert_eq!(dir.names(), ["x (2).txt", "x.txt"]);
+
+        // Without a directory to publish into, the part file still goes away.
+        let (file, part) = finished_part(&dir.0, b"data");
+        let missing = dir.0.join("missing");
+        assert!(publish(&part.0, &file, &missing, "y.txt").is_err());
+        drop(part);
+        assert_eq!(dir.names(), ["x (2).txt", "x.txt"]);
+    }
+
+    #[test]
+    fn the_copy_fallback_creates_only_new_files_from_the_start_of_the_part() {
+        let dir = Scratch::new("copy");
+        let (file, _part) = finished_part(&dir.0, b"whole content");
+        let target = dir.0.join("copy.txt");
+        copy_new(&file, &target).expect("copied");
+        assert_eq!(std::fs::read(&target).ok(), Some(b"whole content".to_vec()));
+        let again = copy_new(&file, &target).map_err(|e| e.kind());
+        assert_eq!(again, Err(std::io::ErrorKind::AlreadyExists));
+        assert_eq!(std::fs::read(&target).ok(), Some(b"whole content".to_vec()));
     }
 
     #[test]
