@@ -900,7 +900,39 @@ fn decode(op: &str, status: u16, headers: &HeaderMap, bytes: &[u8]) -> Result<Re
 
 #[cfg(test)]
 mod tests {
-    use super::disposition_name;
+    use super::*;
+
+    #[test]
+    fn callers_refused_together_come_back_spread_over_a_second() {
+        let mut e = LarkError::new(ErrorKind::RateLimited, "get a user", "limited");
+        e.retry_after = Some(Duration::from_secs(1));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let waits: Vec<Duration> = (0..200)
+            .filter_map(|_| wait_before_retry(&e, Some(Duration::ZERO), deadline))
+            .collect();
+        assert_eq!(waits.len(), 200);
+        let (lo, hi) = (waits.iter().min(), waits.iter().max());
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            panic!("no waits")
+        };
+        assert!(
+            *lo >= Duration::from_secs(1),
+            "never before the reset: {lo:?}"
+        );
+        assert!(*hi <= Duration::from_secs(2), "{hi:?}");
+        assert!(
+            *hi - *lo >= Duration::from_millis(600),
+            "spread {lo:?}..{hi:?}"
+        );
+    }
+
+    #[test]
+    fn a_wait_past_the_budget_is_not_started() {
+        let mut e = LarkError::new(ErrorKind::RateLimited, "get a user", "limited");
+        e.retry_after = Some(Duration::from_secs(u64::MAX));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_eq!(wait_before_retry(&e, Some(Duration::ZERO), deadline), None);
+    }
 
     #[test]
     fn download_names_come_from_either_disposition_form() {
