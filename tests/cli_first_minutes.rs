@@ -292,3 +292,51 @@ fn tools_shows_the_hidden_ones_with_the_flag_that_shows_them() {
         );
     }
 }
+
+#[test]
+fn retry_warnings_name_the_step_retried_and_the_call_it_serves() {
+    // A domain that answers, but only with 503: the token fetch is retried.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let domain = format!("http://127.0.0.1:{port}");
+    let (code, _, stderr) = run(&[
+        "call",
+        "get_user",
+        "--args",
+        r#"{"user_id":"ou_1"}"#,
+        "--app-id",
+        "cli_a1",
+        "--app-secret",
+        "s3cret",
+        "--domain",
+        &domain,
+        "--scope-check",
+        "off",
+        "--call-timeout",
+        "2",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let retries: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("retrying Lark call"))
+        .collect();
+    assert!(!retries.is_empty(), "{stderr}");
+    for line in retries {
+        assert!(
+            line.contains("get a tenant_access_token for get user"),
+            "{line}"
+        );
+    }
+    // The domain answered, so it is not blamed.
+    assert!(!stderr.contains("check --domain"), "{stderr}");
+}
