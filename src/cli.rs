@@ -229,7 +229,8 @@ pub struct LarkArgs {
     #[arg(long, env = "LARK_APP_SECRET", hide_env_values = true)]
     #[arg(value_parser = secret)]
     pub app_secret: Option<SecretString>,
-    /// feishu (open.feishu.cn), lark (open.larksuite.com) or a base URL.
+    /// feishu (open.feishu.cn), lark or larksuite (open.larksuite.com), or a base URL such as
+    /// https://open.feishu.cn.
     #[arg(long, env = "LARK_DOMAIN", default_value = "feishu")]
     pub domain: String,
     /// Seconds allowed to open a connection.

@@ -10,10 +10,15 @@ use lark_mcp_server::tools::context::ScopeCheck;
 use lark_mcp_server::tools::{Progress, Shared, ToolCtx};
 use tokio_util::sync::CancellationToken;
 
+/// Without RUST_LOG: this crate at info, dependencies at warn. rmcp gets error: it logs
+/// every session's full handshake at info and every error answer (an unknown tool, a
+/// client's mistake already told to the client) at warn.
+const DEFAULT_LOG: &str = "warn,lark_mcp_server=info,rmcp=error";
+
 fn init_logging() {
     // stdout is reserved for the protocol; logs go to stderr, filtered by RUST_LOG.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -24,6 +29,26 @@ fn init_logging() {
 fn fail(code: i32, msg: &str) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(code);
+}
+
+/// Writes a command's output. A reader that stops early (`| head`) closes the pipe: that
+/// is a normal end, so the process leaves quietly instead of panicking as `print!` would.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => fail(1, &format!("cannot write to stdout: {e}")),
+    }
+}
+
+/// What `serve` says when a person, not a client, is at the other end of stdin: otherwise
+/// it waits without a word and looks hung.
+fn terminal_hint(stdin_is_terminal: bool, http: bool) -> Option<&'static str> {
+    (stdin_is_terminal && !http).then_some(
+        "lark-mcp-server speaks MCP over stdin/stdout and is waiting for a client. To try it by hand: `lark-mcp-server tools`, `lark-mcp-server call get_user --args '{\"user_id\":\"ou_…\"}' --sandbox`, or point an MCP client at this command.",
+    )
 }
 
 fn load_seed(args: &SeedArgs) -> Seed {
@@ -85,10 +110,10 @@ async fn main() {
             let seed = load_seed(&args.seed);
             let app_id = seed.app.app_id.clone();
             let sandbox = start_sandbox(seed, args.options.unwrap_or_default(), args.port).await;
-            println!(
-                "sandbox listening on {} (app_id {app_id})",
+            emit(&format!(
+                "sandbox listening on {} (app_id {app_id})\n",
                 sandbox.base_url()
-            );
+            ));
             tokio::select! {
                 _ = sandbox.wait() => {}
                 _ = stdio::shutdown_signal() => {}
@@ -101,6 +126,10 @@ async fn main() {
             }
             let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
             require_scopes(&shared).await;
+            use std::io::IsTerminal;
+            if let Some(hint) = terminal_hint(std::io::stdin().is_terminal(), http.is_some()) {
+                eprintln!("{hint}");
+            }
             let server = LarkMcp::new(shared);
             let stop = CancellationToken::new();
             server.start_scope_refresh(
@@ -122,12 +151,12 @@ async fn main() {
         }
         Command::Tools(args) => {
             let policy = args.policy.policy().unwrap_or_else(|e| fail(2, &e));
-            print!("{}", commands::tool_table::render(&policy, args.json));
+            emit(&commands::tool_table::render(&policy, args.json));
         }
         Command::Check(args) => {
             let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
             match commands::check::report(&shared).await {
-                Ok(text) => print!("{text}"),
+                Ok(text) => emit(&text),
                 Err(e) => fail(1, &e.to_string()),
             }
         }
@@ -149,7 +178,7 @@ async fn main() {
             let result = server.call(&args.tool, args.args, ctx).await;
             match (result.is_error, result.structured_content) {
                 (Some(false) | None, Some(v)) => {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+                    emit(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"))
                 }
                 _ => {
                     let text: Vec<String> = result
@@ -161,5 +190,21 @@ async fn main() {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_hint;
+
+    #[test]
+    fn only_stdio_serving_from_a_terminal_gets_the_hint() {
+        let hint = terminal_hint(true, false).unwrap_or_default();
+        assert!(
+            hint.contains("stdin/stdout") && hint.contains("tools"),
+            "{hint}"
+        );
+        assert!(terminal_hint(false, false).is_none());
+        assert!(terminal_hint(true, true).is_none());
     }
 }

@@ -194,7 +194,8 @@ async fn lark_mcp_environment_variables_work_like_the_flags() {
 }
 
 #[tokio::test]
-async fn an_unknown_tool_or_toolset_is_exit_code_2_with_one_line_listing_valid_names() {
+async fn an_unknown_tool_or_toolset_is_exit_code_2_with_one_line_naming_the_likely_or_valid_names()
+{
     let sbx = Sbx::start().await;
     let catalog: Vec<&str> = tools::catalog().iter().map(|t| t.meta.name).collect();
     let valid_tools = format!("valid tools: {}", catalog.join(", "));
@@ -217,7 +218,7 @@ async fn an_unknown_tool_or_toolset_is_exit_code_2_with_one_line_listing_valid_n
             &["--tools", "get_usr"],
             &[],
             "unknown tool `get_usr` in --tools",
-            valid_tools.clone(),
+            "did you mean `get_user`?".to_string(),
         ),
         (
             &[],

@@ -271,7 +271,7 @@ async fn closing_stdin_ends_the_server_with_exit_code_0() {
 }
 
 #[tokio::test]
-async fn closing_stdin_before_initialize_is_a_one_line_error_and_nothing_on_stdout() {
+async fn closing_stdin_before_initialize_is_a_quiet_exit_0_and_nothing_on_stdout() {
     let sbx = Sbx::start().await;
     // The first scope read is still under way when the server gives up.
     sbx.state().add_fault(
@@ -282,17 +282,12 @@ async fn closing_stdin_before_initialize_is_a_one_line_error_and_nothing_on_stdo
     let status = raw.close_and_wait(Duration::from_secs(5)).await;
     raw.drain().await;
     assert!(raw.lines.is_empty(), "stdout: {:?}", raw.lines);
-    assert_eq!(status.code(), Some(1));
     let stderr = raw.stderr.complete(Duration::from_secs(2)).await;
+    // A client that leaves before `initialize` has disconnected, nothing failed.
+    assert_eq!(status.code(), Some(0), "{stderr}");
     // The scope read cut short by the exit is not a failure to read them.
     assert!(raw.stderr.lines_with("WARN").is_empty(), "{stderr}");
-    let errors = raw.stderr.lines_with("error: ");
-    assert_eq!(errors.len(), 1, "{}", raw.stderr.text());
-    assert!(
-        errors[0].starts_with("error: MCP initialisation over stdio failed"),
-        "{}",
-        errors[0]
-    );
+    assert!(raw.stderr.lines_with("error").is_empty(), "{stderr}");
 }
 
 /// One request round trip: the session is up and the server is waiting for signals.

@@ -2,10 +2,10 @@
 
 use std::fmt::Write;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::tools::policy::Policy;
-use crate::tools::{ToolDef, catalog};
+use crate::tools::policy::{Hidden, Policy};
+use crate::tools::{ToolDef, ToolMeta, catalog};
 
 pub struct Sizes {
     pub count: usize,
@@ -35,48 +35,136 @@ pub fn configured(policy: &Policy) -> Vec<&'static ToolDef> {
         .collect()
 }
 
+/// The tools the policy hides before scope gating, and why.
+pub fn hidden(policy: &Policy) -> Vec<(&'static ToolDef, Hidden)> {
+    catalog()
+        .iter()
+        .filter_map(|d| policy.configured(&d.meta).err().map(|h| (d, h)))
+        .collect()
+}
+
+/// The README's words for what a tool may do.
+fn access(m: &ToolMeta) -> &'static str {
+    if m.destructive {
+        "destructive"
+    } else if m.read_only {
+        "read-only"
+    } else if m.idempotent {
+        "write (idempotent)"
+    } else {
+        "write"
+    }
+}
+
+/// Short enough for a table row; `check` gives the long form.
+fn reason(h: &Hidden) -> String {
+    match h {
+        Hidden::ToolsetNotSelected { toolset } => {
+            format!("toolset `{toolset}` not selected (--toolsets)")
+        }
+        Hidden::Excluded => "excluded (--exclude-tools)".into(),
+        Hidden::ReadOnly => "writes, and --read-only is set".into(),
+        Hidden::NotConfigured { flag } => format!("needs {flag}"),
+        Hidden::MissingScope { any_of } => {
+            format!("needs one of the scopes [{}]", any_of.join(", "))
+        }
+    }
+}
+
 pub fn render(policy: &Policy, as_json: bool) -> String {
     let defs = configured(policy);
+    let hidden = hidden(policy);
     let s = sizes(&defs);
+    let total = catalog().len();
     if as_json {
         let tools: Vec<_> = defs
             .iter()
             .map(|d| {
-                json!({"name": d.meta.name, "toolset": d.meta.toolset, "read_only": d.meta.read_only,
-                       "destructive": d.meta.destructive, "scopes": d.meta.scopes, "context_bytes": d.context_bytes()})
+                json!({"name": d.meta.name, "toolset": d.meta.toolset, "access": access(&d.meta),
+                       "read_only": d.meta.read_only, "destructive": d.meta.destructive,
+                       "scopes": d.meta.scopes, "context_bytes": d.context_bytes()})
             })
             .collect();
-        let doc = json!({"tools": tools, "count": s.count, "tools_list_bytes": s.list_bytes,
+        let hidden: Vec<_> = hidden
+            .iter()
+            .map(|(d, h)| {
+                let mut entry = json!({"name": d.meta.name, "toolset": d.meta.toolset,
+                                       "access": access(&d.meta), "why": reason(h)});
+                // `reason` and its details (the flag, the toolset) come from `Hidden` itself.
+                if let (Some(entry), Ok(Value::Object(cause))) =
+                    (entry.as_object_mut(), serde_json::to_value(h))
+                {
+                    entry.extend(cause);
+                }
+                entry
+            })
+            .collect();
+        let doc = json!({"tools": tools, "count": s.count, "hidden": hidden, "total": total,
+                          "tools_list_bytes": s.list_bytes,
                           "max_context_bytes": s.max, "median_context_bytes": s.median});
         return serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
     }
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<28} {:<9} {:<6} {:>6}",
+        "{:<28} {:<9} {:<18} {:>6}",
         "TOOL", "TOOLSET", "ACCESS", "BYTES"
     );
     for d in &defs {
-        let access = if d.meta.destructive {
-            "delete"
-        } else if d.meta.read_only {
-            "read"
-        } else {
-            "write"
-        };
         let _ = writeln!(
             out,
-            "{:<28} {:<9} {:<6} {:>6}",
+            "{:<28} {:<9} {:<18} {:>6}",
             d.meta.name,
             d.meta.toolset.as_str(),
-            access,
+            access(&d.meta),
             d.context_bytes()
         );
     }
     let _ = writeln!(
         out,
-        "{} tools; tools/list {} bytes; per tool (name+description+inputSchema) max {} B, median {} B",
+        "{} of {total} tools; tools/list {} bytes; per tool (name+description+inputSchema) max {} B, median {} B",
         s.count, s.list_bytes, s.max, s.median
     );
+    if !hidden.is_empty() {
+        let _ = writeln!(out, "Hidden ({}):", hidden.len());
+        for (d, h) in &hidden {
+            let _ = writeln!(out, "  {:<26} {}", d.meta.name, reason(h));
+        }
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::policy::PolicyConfig;
+
+    #[test]
+    fn hidden_tools_are_listed_with_the_flag_that_shows_them() {
+        let Ok(policy) = Policy::new(&PolicyConfig::default()) else {
+            panic!("the default policy is valid");
+        };
+        let text = render(&policy, false);
+        assert!(
+            text.contains(&format!("of {} tools", catalog().len())),
+            "{text}"
+        );
+        assert!(text.contains("--allow-read-dir"), "{text}");
+        assert!(text.contains("--download-dir"), "{text}");
+        assert!(
+            text.contains("destructive") && !text.contains(" delete "),
+            "{text}"
+        );
+        let doc: Value = serde_json::from_str(&render(&policy, true)).unwrap_or_default();
+        let shown = doc["tools"].as_array().map_or(0, Vec::len);
+        let hidden = doc["hidden"].as_array().cloned().unwrap_or_default();
+        assert_eq!(shown + hidden.len(), catalog().len());
+        assert_eq!(doc["total"], catalog().len());
+        assert!(
+            hidden
+                .iter()
+                .all(|h| h["reason"] == "not_configured" && h["flag"].is_string()),
+            "{hidden:?}"
+        );
+    }
 }

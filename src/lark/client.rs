@@ -3,7 +3,7 @@
 //! budget per call, and cancellation.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -276,6 +276,9 @@ struct Inner {
     http: reqwest::Client,
     token: std::sync::Mutex<TokenState>,
     pacer: Pacer,
+    /// Lark has answered at least once. Until then a connection that fails says more about
+    /// the configured domain than about the network.
+    reached: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -312,6 +315,7 @@ impl LarkClient {
                 cfg,
                 http,
                 token: std::sync::Mutex::new(TokenState::default()),
+                reached: AtomicBool::new(false),
             }),
         })
     }
@@ -400,7 +404,14 @@ impl LarkClient {
             })
             .adjust(|e: &LarkError, next| wait_before_retry(e, next, deadline))
             .notify(|e: &LarkError, wait| {
-                tracing::warn!(op = %req.op, kind = ?e.kind, code = ?e.code, wait_ms = wait.as_millis() as u64, "retrying Lark call");
+                // What failed may be a step of the call (its token), and the log should say
+                // what is retried in the words the final error will use.
+                let op = if e.operation == req.op {
+                    req.op.clone()
+                } else {
+                    format!("{} for {}", e.operation, req.op)
+                };
+                tracing::warn!(%op, kind = ?e.kind, code = ?e.code, wait_ms = wait.as_millis() as u64, "retrying Lark call");
             });
         tokio::select! {
             biased;
@@ -659,7 +670,15 @@ impl LarkClient {
             .timeout(cfg.request_timeout)
             .send()
             .await
-            .map_err(|e| unsent(transport_error(OP, e, cfg)))?;
+            .map_err(|e| {
+                let never_reached = !self.inner.reached.load(Ordering::Relaxed);
+                unsent(if never_reached && e.is_connect() {
+                    unreachable_domain(OP, cfg)
+                } else {
+                    transport_error(OP, e, cfg)
+                })
+            })?;
+        self.inner.reached.store(true, Ordering::Relaxed);
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp
@@ -813,6 +832,19 @@ fn wait_before_retry(e: &LarkError, next: Option<Duration>, deadline: Instant) -
     // A wait that outlasts the call budget is not started: the caller hears now.
     let left = deadline.saturating_duration_since(Instant::now());
     (wait < left).then_some(wait)
+}
+
+/// The very first connection failed: most likely a wrong `--domain`, so it is a
+/// configuration error, not network trouble worth retrying or "trying again shortly".
+fn unreachable_domain(op: &str, cfg: &LarkConfig) -> LarkError {
+    LarkError::new(
+        ErrorKind::Config,
+        op,
+        format!(
+            "cannot connect to {}, and it has never answered: check --domain / LARK_DOMAIN (feishu, lark or a URL)",
+            cfg.base_url
+        ),
+    )
 }
 
 fn transport_error(op: &str, e: reqwest::Error, cfg: &LarkConfig) -> LarkError {

@@ -102,7 +102,8 @@ impl LarkConfig {
     }
 }
 
-/// `feishu`, `lark`, or a base URL such as the sandbox's `http://127.0.0.1:18080`.
+/// `feishu`, `lark` (or its alias `larksuite`), or a base URL such as the sandbox's
+/// `http://127.0.0.1:18080`.
 pub fn parse_domain(domain: &str) -> Result<String, LarkError> {
     let d = domain.trim();
     match d.to_ascii_lowercase().as_str() {

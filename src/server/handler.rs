@@ -175,6 +175,8 @@ impl ServerHandler for LarkMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         if crate::tools::find(&request.name).is_none() {
+            // The client hears it; the operator needs it only when debugging that client.
+            tracing::debug!(tool = %request.name, "tools/call for an unknown tool");
             return Err(ErrorData::invalid_params(
                 format!("unknown tool `{}`", request.name),
                 None,
@@ -190,6 +192,16 @@ impl ServerHandler for LarkMcp {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // One line per session at info; rmcp's own handshake dump is filtered out by default.
+        match context.peer.peer_info() {
+            Some(info) => tracing::info!(
+                "session started: client {} {}, protocol {}",
+                info.client_info.name,
+                info.client_info.version,
+                info.protocol_version
+            ),
+            None => tracing::info!("session started"),
+        }
         self.shared.add_peer(context.peer);
     }
 }

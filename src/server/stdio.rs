@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use rmcp::model::{ClientRequest, ErrorCode, JsonRpcMessage};
-use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
+use rmcp::service::{RxJsonRpcMessage, ServerInitializeError, TxJsonRpcMessage};
 use rmcp::{RoleServer, ServiceExt};
 use serde_json::Value;
 use tokio::io::{
@@ -86,10 +86,16 @@ where
         + Unpin
         + 'static,
 {
-    let running = server
-        .serve((sink, stream))
-        .await
-        .map_err(|e| format!("MCP initialisation over stdio failed: {e}"))?;
+    let running = match server.serve((sink, stream)).await {
+        Ok(running) => running,
+        // The client left before `initialize` (a probe, an editor closing): a disconnect
+        // like any other, not a failure to report.
+        Err(ServerInitializeError::ConnectionClosed(waiting_for)) => {
+            tracing::debug!("stdin closed while waiting for the {waiting_for}");
+            return Ok(());
+        }
+        Err(e) => return Err(format!("MCP initialisation over stdio failed: {e}")),
+    };
     // A session may also start without `initialize` (2026-07-28 requests carry their
     // version); only rmcp knows, and says so by returning.
     started.store(true, Ordering::Release);

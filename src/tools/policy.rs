@@ -74,6 +74,31 @@ pub fn console_link(cfg: &crate::lark::LarkConfig, scopes: &[String]) -> String 
     )
 }
 
+/// An unknown name: a typo gets the one name it most likely meant, anything else the full
+/// list, since a list of 38 hides the one that was meant.
+fn unknown(what: &str, name: &str, flag: &str, valid: &[&str]) -> String {
+    match closest(name, valid) {
+        Some(near) => format!("unknown {what} `{name}` in {flag}; did you mean `{near}`?"),
+        None => format!(
+            "unknown {what} `{name}` in {flag}; valid {what}s: {}",
+            valid.join(", ")
+        ),
+    }
+}
+
+/// The nearest valid name, if it is close enough to be a slip rather than another word:
+/// about one edit (a swapped pair counts as one) per three characters.
+fn closest<'a>(name: &str, valid: &[&'a str]) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    let allowed = (name.chars().count() / 3).max(1);
+    valid
+        .iter()
+        .map(|v| (strsim::damerau_levenshtein(&name, v), *v))
+        .filter(|(d, _)| *d <= allowed)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
 #[derive(Debug, Clone)]
 pub struct Policy {
     toolsets: BTreeSet<Toolset>,
@@ -97,11 +122,9 @@ impl Policy {
                         continue;
                     }
                     let t = Toolset::parse(n).ok_or_else(|| {
-                        let valid: Vec<&str> = Toolset::ALL.iter().map(|t| t.as_str()).collect();
-                        format!(
-                            "unknown toolset `{n}`; valid toolsets: all, {}",
-                            valid.join(", ")
-                        )
+                        let mut valid = vec!["all"];
+                        valid.extend(Toolset::ALL.iter().map(|t| t.as_str()));
+                        unknown("toolset", n, "--toolsets", &valid)
                     })?;
                     set.insert(t);
                 }
@@ -113,10 +136,7 @@ impl Policy {
             for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
                 if super::find(n).is_none() {
                     let valid: Vec<&str> = catalog().iter().map(|t| t.meta.name).collect();
-                    return Err(format!(
-                        "unknown tool `{n}` in {flag}; valid tools: {}",
-                        valid.join(", ")
-                    ));
+                    return Err(unknown("tool", n, flag, &valid));
                 }
                 out.insert(n.to_string());
             }
@@ -216,6 +236,41 @@ mod tests {
         .unwrap_err();
         assert!(
             e.contains("unknown tool `get_usr`") && e.contains("get_user"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_near_miss_gets_the_name_it_meant() {
+        let e = Policy::new(&PolicyConfig {
+            tools: vec!["send_mesage".into()],
+            ..cfg()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "unknown tool `send_mesage` in --tools; did you mean `send_message`?"
+        );
+        let e = Policy::new(&PolicyConfig {
+            toolsets: Some(vec!["mesages".into()]),
+            ..cfg()
+        })
+        .unwrap_err();
+        assert!(e.contains("did you mean `messages`?"), "{e}");
+        let e = Policy::new(&PolicyConfig {
+            exclude: vec!["Get_User".into()],
+            ..cfg()
+        })
+        .unwrap_err();
+        assert!(e.contains("did you mean `get_user`?"), "{e}");
+        // Far from everything: no guess, the list.
+        let e = Policy::new(&PolicyConfig {
+            tools: vec!["frobnicate".into()],
+            ..cfg()
+        })
+        .unwrap_err();
+        assert!(
+            !e.contains("did you mean") && e.contains("send_message"),
             "{e}"
         );
     }
