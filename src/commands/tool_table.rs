@@ -5,7 +5,7 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 
 use crate::tools::policy::{Hidden, Policy};
-use crate::tools::{ToolDef, ToolMeta, catalog};
+use crate::tools::{ToolDef, catalog};
 
 pub struct Sizes {
     pub count: usize,
@@ -43,19 +43,6 @@ pub fn hidden(policy: &Policy) -> Vec<(&'static ToolDef, Hidden)> {
         .collect()
 }
 
-/// The README's words for what a tool may do.
-fn access(m: &ToolMeta) -> &'static str {
-    if m.destructive {
-        "destructive"
-    } else if m.read_only {
-        "read-only"
-    } else if m.idempotent {
-        "write (idempotent)"
-    } else {
-        "write"
-    }
-}
-
 /// Short enough for a table row; `check` gives the long form.
 fn reason(h: &Hidden) -> String {
     match h {
@@ -80,7 +67,7 @@ pub fn render(policy: &Policy, as_json: bool) -> String {
         let tools: Vec<_> = defs
             .iter()
             .map(|d| {
-                json!({"name": d.meta.name, "toolset": d.meta.toolset, "access": access(&d.meta),
+                json!({"name": d.meta.name, "toolset": d.meta.toolset, "access": d.meta.access(),
                        "read_only": d.meta.read_only, "destructive": d.meta.destructive,
                        "scopes": d.meta.scopes, "context_bytes": d.context_bytes()})
             })
@@ -89,7 +76,7 @@ pub fn render(policy: &Policy, as_json: bool) -> String {
             .iter()
             .map(|(d, h)| {
                 let mut entry = json!({"name": d.meta.name, "toolset": d.meta.toolset,
-                                       "access": access(&d.meta), "why": reason(h)});
+                                       "access": d.meta.access(), "why": reason(h)});
                 // `reason` and its details (the flag, the toolset) come from `Hidden` itself.
                 if let (Some(entry), Ok(Value::Object(cause))) =
                     (entry.as_object_mut(), serde_json::to_value(h))
@@ -116,7 +103,7 @@ pub fn render(policy: &Policy, as_json: bool) -> String {
             "{:<28} {:<9} {:<18} {:>6}",
             d.meta.name,
             d.meta.toolset.as_str(),
-            access(&d.meta),
+            d.meta.access(),
             d.context_bytes()
         );
     }

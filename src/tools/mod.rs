@@ -83,6 +83,21 @@ pub struct ToolMeta {
     pub needs: Needs,
 }
 
+impl ToolMeta {
+    /// The README's words for what a tool may do.
+    pub fn access(&self) -> &'static str {
+        if self.destructive {
+            "destructive"
+        } else if self.read_only {
+            "read-only"
+        } else if self.idempotent {
+            "write (idempotent)"
+        } else {
+            "write"
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
     Nothing,
@@ -345,15 +360,7 @@ pub fn markdown_table() -> String {
     );
     for d in catalog() {
         let m = &d.meta;
-        let access = if m.destructive {
-            "destructive"
-        } else if m.read_only {
-            "read-only"
-        } else if m.idempotent {
-            "write (idempotent)"
-        } else {
-            "write"
-        };
+        let access = m.access();
         let scopes = if m.scopes.is_empty() {
             "—".to_string()
         } else {
