@@ -96,7 +96,7 @@ async fn concurrent_initializes_open_exactly_the_cap() {
     winner.session = opened.pop();
     winner.protocol = Some(LATEST.into());
     assert_eq!(winner.tool_names(json!({})).await.len(), 35);
-    assert_eq!(winner.close().await, 202);
+    assert_eq!(winner.close().await, 200);
     let mut next = srv.mcp();
     assert_eq!(next.connect(LATEST).await["protocolVersion"], LATEST);
     assert_refused_session(&srv.mcp().initialize_reply(LATEST).await.1);
@@ -120,7 +120,7 @@ async fn both_transports_share_one_cap() {
     assert_eq!(r.status().as_u16(), 503);
     let body: Value = r.json().await.expect("a JSON-RPC body");
     assert!(body["error"]["code"].is_i64(), "{body}");
-    assert_eq!(c.close().await, 202);
+    assert_eq!(c.close().await, 200);
 
     // …and a legacy session keeps /mcp out, until its stream is dropped.
     let mut s = LegacySession::open(&srv.http, &srv.base, None).await;
@@ -144,7 +144,7 @@ async fn both_transports_share_one_cap() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(c.close().await, 202);
+    assert_eq!(c.close().await, 200);
 
     // Opening both ways at once still opens one session.
     let inits = futures::future::join_all((0..10).map(|_| {

@@ -257,7 +257,7 @@ async fn deleted_session_is_gone() {
     let mut c = srv.mcp();
     c.connect(LATEST).await;
     let session = c.session.clone();
-    assert_eq!(c.close().await, 202);
+    assert_eq!(c.close().await, 200);
     c.session = session;
     let (_, reply) = c.rpc("tools/list", json!({})).await;
     assert_eq!(reply.status, 404, "{}", reply.text);
@@ -705,7 +705,7 @@ async fn session_cap_answers_503() {
     // Open sessions keep working.
     assert_eq!(a.tool_names(json!({})).await.len(), 35);
     // Closing one frees a slot.
-    assert_eq!(a.close().await, 202);
+    assert_eq!(a.close().await, 200);
     let mut c = srv.mcp();
     assert_eq!(c.connect(LATEST).await["protocolVersion"], LATEST);
     let (_, reply) = srv.mcp().initialize_reply(LATEST).await;

@@ -189,7 +189,15 @@ impl LarkError {
                 )
             }
             ErrorKind::UserNotAuthorized => {
-                "The user has not granted this scope; ask them to authorise the app again.".into()
+                let scopes = self.missing_scopes().join(", ");
+                let named = if scopes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ([{scopes}])")
+                };
+                format!(
+                    "The user has not granted the app a scope this call needs{named}; ask them to authorise the app again, then retry."
+                )
             }
             ErrorKind::DataRange => "The target is outside the app's contact data range. Use only people and departments the app can see (get_contact_scope lists them), or ask an admin to widen the range in the developer console.".into(),
             ErrorKind::IpDenied => "This server's IP is not on the app's IP allow-list; an admin must add it in the developer console.".into(),
@@ -200,17 +208,42 @@ impl LarkError {
             ErrorKind::SendRateLimited => "Lark allows 5 messages per second to one user or chat. Wait a moment, then retry.".into(),
             ErrorKind::BotNotInChat => "The bot is not a member of that chat. Add the bot to the chat (or choose a chat it is in), then retry.".into(),
             ErrorKind::NotFound => "Check the id and its type; look the target up again instead of guessing ids.".into(),
-            ErrorKind::InvalidArgument => "Fix the arguments and retry.".into(),
+            ErrorKind::InvalidArgument => "Lark refused an argument. Check the arguments against the tool's description, correct the refused one, and retry.".into(),
             ErrorKind::Auth => "Check the app id and secret (LARK_APP_ID / LARK_APP_SECRET) and that the app is enabled in this tenant.".into(),
             ErrorKind::Transient => "Lark or the network failed temporarily and retries did not recover; try again shortly.".into(),
             ErrorKind::Timeout => "The call ran out of time; try again, or narrow the request.".into(),
-            ErrorKind::Cancelled => "The request was cancelled.".into(),
-            ErrorKind::Decode => "Lark sent an unexpected response; try again, and report the log id if it persists.".into(),
-            ErrorKind::Config => "Fix the configuration and restart.".into(),
-            ErrorKind::Api => "See Lark's message above.".into(),
+            ErrorKind::Cancelled => "The request was cancelled before it finished; call again if it is still needed.".into(),
+            ErrorKind::Decode => format!(
+                "Lark sent a response this server cannot read; try again, and if it persists report it to Lark support{}.",
+                self.quoting_log_id()
+            ),
+            ErrorKind::Config => "Fix the configuration and restart the server.".into(),
+            ErrorKind::Api => {
+                let code = self
+                    .code
+                    .map(|c| format!(" with code {c}"))
+                    .unwrap_or_default();
+                format!(
+                    "Lark refused the request{code}. Check the arguments against the tool's description and retry; if it persists, look the code up in Lark's error code list ({FEISHU_ERROR_CODES} on Feishu, {LARK_ERROR_CODES} on Lark) and ask Lark support{}.",
+                    self.quoting_log_id()
+                )
+            }
         }
     }
+
+    /// The log id is what lets Lark support find the request; only offer it when there is one.
+    fn quoting_log_id(&self) -> String {
+        self.log_id
+            .as_deref()
+            .map(|l| format!(", quoting log id {l}"))
+            .unwrap_or_default()
+    }
 }
+
+const FEISHU_ERROR_CODES: &str =
+    "https://open.feishu.cn/document/server-docs/api-call-guide/generic-error-code";
+const LARK_ERROR_CODES: &str =
+    "https://open.larksuite.com/document/server-docs/api-call-guide/generic-error-code";
 
 /// Classifies by Lark's `code` first; the HTTP status only decides when there is no code.
 pub fn kind_of(code: i64, status: u16) -> ErrorKind {
@@ -239,12 +272,11 @@ pub fn kind_of(code: i64, status: u16) -> ErrorKind {
 
 impl fmt::Display for LarkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} failed: {}",
-            self.operation,
-            self.msg.trim_end_matches('.')
-        )?;
+        write!(f, "{} failed", self.operation)?;
+        let msg = self.msg.trim().trim_end_matches('.');
+        if !msg.is_empty() {
+            write!(f, ": {msg}")?;
+        }
         let mut facts = Vec::new();
         if let Some(c) = self.code {
             facts.push(format!("Lark code {c}"));
@@ -298,6 +330,54 @@ mod tests {
             text.contains("https://open.feishu.cn/app/cli_x/auth?q=a:b&op_from=openapi"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn unknown_code_text_stands_alone() {
+        let body = json!({"code": 12345, "msg": "something odd"});
+        let e = LarkError::from_envelope("send a message", 400, &body, Some("L9".into()), None);
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "send a message failed: something odd (Lark code 12345, HTTP 400, log_id L9)."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("refused the request with code 12345"),
+            "{text}"
+        );
+        assert!(text.contains("generic-error-code"), "{text}");
+        assert!(text.contains("quoting log id L9"), "{text}");
+        assert!(!text.contains("above"), "{text}");
+    }
+
+    #[test]
+    fn advice_never_points_elsewhere() {
+        use ErrorKind::*;
+        for kind in [
+            Config,
+            Auth,
+            MissingScope,
+            UserNotAuthorized,
+            DataRange,
+            IpDenied,
+            RateLimited,
+            SendRateLimited,
+            BotNotInChat,
+            NotFound,
+            InvalidArgument,
+            Transient,
+            Timeout,
+            Cancelled,
+            Decode,
+            Api,
+        ] {
+            let text = LarkError::new(kind, "do it", "").to_string();
+            assert!(!text.contains("above"), "{text}");
+            assert!(!text.contains("failed: "), "{text}");
+            assert!(text.ends_with('.'), "{text}");
+        }
     }
 
     #[test]

@@ -82,6 +82,8 @@ macro_rules! with_content {
             /// Markdown, sent as a rich-text post (same mentions).
             markdown: Option<String>,
             /// An interactive card object.
+            // Typed for schema checkers (MCP Inspector --strict wants a validation keyword).
+            #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
             card: Option<serde_json::Value>,
             /// An image uploaded with upload_image.
             image_key: Option<String>,

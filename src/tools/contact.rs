@@ -414,9 +414,22 @@ with_paging! {
 
 #[derive(Serialize, JsonSchema)]
 struct PeoplePage {
+    // Outputs carry no empty arrays; `hint` says why the list is missing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     users: Vec<Person>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_page_token: Option<String>,
+    /// Where to look instead, when nobody is listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+}
+
+/// Lark lists only direct members, and most orgs put nobody directly under the root, so an
+/// empty list usually means "look one level down", not "nobody is here".
+fn empty_department_hint(department_id: &str) -> String {
+    format!(
+        "Nobody sits directly in this department; people are usually in its sub-departments. Call list_departments with parent_id \"{department_id}\" and list their users (or call get_contact_scope to see what the app can see)."
+    )
 }
 
 async fn list_department_users(
@@ -435,9 +448,12 @@ async fn list_department_users(
     let (raw, next, _) = pages(&ctx, base, "items", paging, 50).await?;
     // The listing asked for the given id type; names are looked up by open ids.
     let users = people(&ctx, &raw).await;
+    let hint =
+        (users.is_empty() && next.is_none()).then(|| empty_department_hint(&a.department_id));
     Ok(PeoplePage {
         users,
         next_page_token: next,
+        hint,
     })
 }
 

@@ -13,6 +13,7 @@ use super::render::{MessageOut, iso_time, people_in, render};
 use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset, when};
 use crate::lark::scope_sets as scopes;
 use crate::lark::{Method, Request, api_path};
+use crate::sandbox::api::EMOJI_TYPES;
 
 #[allow(clippy::too_many_arguments)]
 pub(super) const fn meta(
@@ -373,6 +374,8 @@ struct EditArgs {
     /// New markdown (becomes a rich-text post).
     markdown: Option<String>,
     /// New card, for card messages (the card must allow updates).
+    // Typed for schema checkers (MCP Inspector --strict wants a validation keyword).
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     card: Option<Value>,
 }
 
@@ -651,17 +654,64 @@ fn reaction(r: &Value, names: &std::collections::HashMap<String, String>) -> Rea
     }
 }
 
-async fn add_reaction(ctx: ToolCtx, a: ReactArgs) -> Result<Reaction, ToolError> {
-    if a.emoji.trim().is_empty() {
-        return Err(ToolError::invalid("emoji", "must not be empty"));
+/// Where Lark lists its emoji keys.
+const EMOJI_LIST_URL: &str =
+    "https://open.feishu.cn/document/server-docs/im-v1/message-reaction/emojis-introduce";
+
+/// Lark's emoji keys are case-sensitive (`THUMBSUP`, `Get`, `OnIt`) while agents write
+/// `thumbsup`; a key that matches one known key in any case is sent in Lark's spelling.
+/// Unknown keys go as given: Lark's table grows, and its 231001 then says what is wrong.
+fn lark_emoji(field: &str, emoji: &str) -> Result<String, ToolError> {
+    let emoji = emoji.trim();
+    if emoji.is_empty() {
+        return Err(ToolError::invalid(field, "must not be empty"));
     }
+    if EMOJI_TYPES.contains(&emoji) {
+        return Ok(emoji.to_string());
+    }
+    let matches: Vec<&str> = EMOJI_TYPES
+        .iter()
+        .copied()
+        .filter(|k| k.eq_ignore_ascii_case(emoji))
+        .collect();
+    match matches.as_slice() {
+        [] => Ok(emoji.to_string()),
+        [one] => Ok((*one).to_string()),
+        // `YEAH` and `Yeah` are different emoji; guessing would put the wrong one on.
+        several => Err(ToolError::invalid(
+            field,
+            format!(
+                "`{emoji}` could mean any of {}; Lark's emoji keys are case-sensitive, so give one exactly",
+                several.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Lark's 231001 names no key; say how keys are spelled and where the list is.
+fn emoji_hint(mut err: ToolError, emoji: &str) -> ToolError {
+    if err.lark.as_ref().and_then(|l| l.code) == Some(231001) {
+        err.text.push_str(&format!(
+            " Lark does not know the emoji key `{emoji}`. Keys are case-sensitive, e.g. THUMBSUP, OK, DONE, SMILE, LGTM, Get; the full list is at {EMOJI_LIST_URL}."
+        ));
+    }
+    err
+}
+
+async fn add_reaction(ctx: ToolCtx, a: ReactArgs) -> Result<Reaction, ToolError> {
+    let emoji = lark_emoji("emoji", &a.emoji)?;
     let path = message_path("/open-apis/im/v1/messages/{}/reactions", &a.message_id)?;
     let req = Request::post(
         "add reaction",
         path,
-        json!({"reaction_type": {"emoji_type": a.emoji}}),
+        json!({"reaction_type": {"emoji_type": emoji}}),
     );
-    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let data = ctx
+        .client()
+        .call(req, &ctx.cancel)
+        .await
+        .map_err(|e| emoji_hint(e.into(), &emoji))?
+        .into_data();
     Ok(reaction(&data, &Default::default()))
 }
 
@@ -684,11 +734,22 @@ struct ReactionsOut {
 
 async fn list_reactions(ctx: ToolCtx, mut a: ListReactionsArgs) -> Result<ReactionsOut, ToolError> {
     let path = message_path("/open-apis/im/v1/messages/{}/reactions", &a.message_id)?;
+    let emoji = a
+        .emoji
+        .take()
+        .map(|e| lark_emoji("emoji", &e))
+        .transpose()?;
     let base = Request::get("list reactions", path)
         .query("user_id_type", "open_id")
-        .query_opt("reaction_type", a.emoji.take());
+        .query_opt("reaction_type", emoji.clone());
     let paging = a.paging();
-    let (raw, next, _) = pages(&ctx, base, "items", paging, 50).await?;
+    let (raw, next, _) =
+        pages(&ctx, base, "items", paging, 50)
+            .await
+            .map_err(|e| match &emoji {
+                Some(emoji) => emoji_hint(e, emoji),
+                None => e,
+            })?;
     let people: Vec<String> = raw
         .iter()
         .filter(|r| r["operator"]["operator_type"] == "user")

@@ -218,7 +218,8 @@ impl ToolDef {
         }
     }
 
-    pub fn run(&self, ctx: ToolCtx, args: JsonObject) -> BoxFuture {
+    pub fn run(&self, ctx: ToolCtx, mut args: JsonObject) -> BoxFuture {
+        integers_as_strings(&self.input_schema, &mut args);
         (self.run)(ctx, args)
     }
 
@@ -295,6 +296,42 @@ fn check_id_lengths(args: &JsonObject) -> Result<(), ToolError> {
         }
     }
     Ok(())
+}
+
+/// Some clients (MCP Inspector's CLI among them) send an id like `0` as a JSON number.
+/// Where the schema asks for a string, an integer can only have meant its decimal text, so
+/// it is accepted as such; floats, booleans and objects stay type errors. Only top-level
+/// properties and the items of top-level string arrays are touched: ids live there.
+fn integers_as_strings(schema: &JsonObject, args: &mut JsonObject) {
+    let Some(Value::Object(properties)) = schema.get("properties") else {
+        return;
+    };
+    fn is_string(schema: Option<&Value>) -> bool {
+        match schema.and_then(|s| s.get("type")) {
+            Some(Value::String(t)) => t == "string",
+            Some(Value::Array(types)) => types.iter().any(|t| t == "string"),
+            _ => false,
+        }
+    }
+    fn coerce(value: &mut Value) {
+        if let Value::Number(n) = value
+            && (n.is_i64() || n.is_u64())
+        {
+            *value = Value::String(n.to_string());
+        }
+    }
+    for (field, value) in args.iter_mut() {
+        let Some(property) = properties.get(field) else {
+            continue;
+        };
+        if is_string(Some(property)) {
+            coerce(value);
+        } else if let Value::Array(items) = value
+            && is_string(property.get("items"))
+        {
+            items.iter_mut().for_each(coerce);
+        }
+    }
 }
 
 /// Arguments are checked strictly: unknown fields and wrong types are errors naming the field.

@@ -79,6 +79,10 @@ fn trim(v: &mut Value, top: bool) {
             if let Some(Value::Array(values)) = o.get_mut("enum") {
                 values.retain(|v| !v.is_null());
             }
+            // `additionalProperties: true` is the default (free-form objects such as cards).
+            if o.get("additionalProperties") == Some(&Value::Bool(true)) {
+                o.remove("additionalProperties");
+            }
             // A `null` default says nothing an absent field does not.
             if o.get("default").is_some_and(Value::is_null) {
                 o.remove("default");

@@ -747,7 +747,7 @@ impl McpClient {
             .await
     }
 
-    /// DELETE the session; its HTTP status.
+    /// DELETE the session; its HTTP status (200: the session is gone).
     pub async fn close(&mut self) -> u16 {
         let r = self
             .request(reqwest::Method::DELETE)

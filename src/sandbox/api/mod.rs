@@ -12,6 +12,8 @@ use std::sync::LazyLock;
 
 use super::endpoint::Endpoint;
 
+/// Public so the reaction tools can map `thumbsup` to Lark's case-sensitive `THUMBSUP`.
+pub use messages::EMOJI_TYPES;
 /// Public for `benches/mentions.rs`, which times it on inputs no request can carry.
 pub use messages::read_content;
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -196,13 +196,13 @@ pub async fn serve(
     });
 
     // `route_service`, not `nest_service`: `/mcp/` and `/mcp/x` are 404, not more ways in.
-    let mcp =
-        Router::new()
-            .route_service(MCP_PATH, mcp)
-            .route_layer(middleware::from_fn_with_state(
-                state.owed.clone(),
-                track_answers,
-            ));
+    let mcp = Router::new()
+        .route_service(MCP_PATH, mcp)
+        .route_layer(middleware::from_fn_with_state(
+            state.owed.clone(),
+            track_answers,
+        ))
+        .route_layer(middleware::from_fn(session_closed_ok));
     let app = Router::new()
         .route(SSE_PATH, get(legacy::open))
         .route(MESSAGE_PATH, post(legacy::message))
@@ -291,6 +291,18 @@ async fn drain_on_signal(
     }
     // Streams never end on their own: closing every session lets the connections finish.
     state.stop.cancel();
+}
+
+/// rmcp answers a successful session DELETE with 202, but the official Python SDK counts
+/// only 200, 204 and 405 as success and warns "Session termination failed: 202" on every
+/// close. The session is gone by the time rmcp answers, so 200 (empty body) is the truth.
+async fn session_closed_ok(req: Request, next: Next) -> Response {
+    let delete = req.method() == Method::DELETE;
+    let mut resp = next.run(req).await;
+    if delete && resp.status() == StatusCode::ACCEPTED {
+        *resp.status_mut() = StatusCode::OK;
+    }
+    resp
 }
 
 /// Counts a POST's answer as owed until its response stream has been sent completely.
