@@ -1725,16 +1725,13 @@ impl Run {
     }
 }
 
-/// KNOWN BUG, found by this test and left failing on purpose until it is fixed in src/:
-/// turning markdown into a post repeats every open block quote's "┃ " and every open
-/// list's indentation on each line and item (`Builder::line_prefix` in
-/// src/tools/markdown.rs), so the post grows with nesting depth × lines — quadratically in
-/// the input — and its 30 KB limit is only checked once it is built. 12 KB of `- - - … x`
-/// builds a ~70 MB post and costs a few hundred MB of memory; the 150 KB the field
-/// admits would need ~11 GB, enough for the OOM killer to end the server.
+/// Markdown that once blew up memory: turning it into a post repeated every open block
+/// quote's "┃ " and every open list's indentation on each line, so the post grew with
+/// nesting depth × lines before its 30 KB limit was checked (12 KB of `- - - … x` built a
+/// ~70 MB post). The prefix is now bounded; these probes keep it so.
 ///
-/// The fuzz's own Markup cases stay a few KB for that reason; these probes run alone,
-/// after the fuzz, so that the growth of the server's peak RSS (VmHWM) is theirs.
+/// They run alone, after the fuzz, so that the growth of the server's peak RSS (VmHWM) is
+/// theirs.
 fn amplifiers() -> [(&'static str, String); 2] {
     [
         (
@@ -2086,7 +2083,7 @@ async fn every_tool_survives_hostile_arguments_over_stdio() {
         eprintln!("amplification: {what}");
         if *over {
             run.fail(
-                format!("KNOWN BUG (see `amplifiers`): markdown amplification: {what}"),
+                format!("markdown amplification (see `amplifiers`): {what}"),
                 None,
             );
         }
