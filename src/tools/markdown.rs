@@ -378,6 +378,17 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_grows_the_post_linearly() {
+        for md in [
+            "- ".repeat(3000) + "x",
+            ">".repeat(4000) + " a\n" + &"b\n".repeat(4000),
+        ] {
+            let post = to_post(&md, &HashMap::new()).to_string();
+            assert!(post.len() < 40 * md.len(), "{} → {}", md.len(), post.len());
+        }
+    }
+
+    #[test]
     fn unsupported_constructs_degrade_readably() {
         let p = post("| a | b |\n|---|---|\n| 1 | `2` |\n\n![chart](https://x.io/c.png)");
         assert_eq!(
