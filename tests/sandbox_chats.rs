@@ -287,6 +287,8 @@ async fn create_makes_the_bot_a_member_with_owner_and_users() {
     let chat = d["chat_id"].as_str().unwrap().to_string();
     assert!(chat.starts_with("oc_"));
     assert_eq!(d["owner_id"], ZHANG_WEI);
+    // Create answers without counts or manager lists; get reports them.
+    let d = s.get(&token, &chat_path(&chat), &[]).await.ok().clone();
     assert_eq!(d["bot_manager_id_list"], json!([APP_ID]));
     assert_eq!(d["user_count"], "2");
     assert_eq!(d["bot_count"], "1");

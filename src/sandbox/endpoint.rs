@@ -123,10 +123,13 @@ impl Call<'_> {
         }
     }
 
+    /// Case-insensitive, as Lark is: the official Python SDK sends `str(bool)`,
+    /// i.e. `True`/`False`, and Lark accepts those.
     pub fn bool_query(&self, name: &str) -> Result<bool, ApiError> {
         match self.query(name) {
-            None | Some("false") => Ok(false),
-            Some("true") => Ok(true),
+            None => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
             Some(v) => Err(ApiError::field(
                 name,
                 v,

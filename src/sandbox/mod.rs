@@ -164,16 +164,7 @@ impl Sandbox {
         let state = Arc::new(SandboxState::new(seed, options));
         let app = router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!("sandbox server stopped: {e}");
-            }
-        });
+        let task = tokio::spawn(serve(listener, app, rx));
         Ok(Sandbox {
             addr,
             state,
@@ -209,6 +200,54 @@ impl Drop for Sandbox {
             let _ = tx.send(());
         }
     }
+}
+
+/// HTTP/1 accept loop with title-cased response header names (`Content-Type`,
+/// `X-Tt-Logid`, `Content-Disposition`), as Lark sends them. `axum::serve` cannot be
+/// configured to do this, and hyper lowercases names by default; the official Python
+/// SDK looks these headers up case-sensitively, so lowercase names lose the log id,
+/// error codes on raw requests and downloaded file names.
+async fn serve(listener: TcpListener, app: Router, shutdown: oneshot::Receiver<()>) {
+    // Dropping `stop_tx` tells every open connection to finish its request and close.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Usually out of file descriptors: back off rather than spin.
+                    tracing::warn!("sandbox accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        // Small request/response pairs: don't let Nagle delay them.
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!("sandbox connection ended: {e}");
+                    }
+                    return;
+                }
+                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+            }
+            if let Err(e) = conn.await {
+                tracing::debug!("sandbox connection ended: {e}");
+            }
+        });
+    }
+    drop(stop_tx);
 }
 
 /// All endpoint groups plus the control path.

@@ -325,6 +325,29 @@ fn detail(world: &World, chat: &Chat, user_type: &str, full: bool) -> Value {
     Value::Object(o)
 }
 
+/// What `POST im/v1/chats` answers: the chat's settings plus `chat_id`, but not the
+/// counts, status and manager lists that only `GET im/v1/chats/:chat_id` reports.
+/// [S] The lark-oapi 1.7.5 `CreateChatResponseBody` model has no `user_count`,
+/// `bot_count`, `chat_status`, `user_manager_id_list` or `bot_manager_id_list`, while its
+/// `GetChatResponseBody` has them; the reference only says "Chat incl. chat_id".
+/// [U] The values of the remaining fields are taken to equal what get would show.
+fn created(world: &World, chat: &Chat, user_type: &str) -> Value {
+    let mut data = detail(world, chat, user_type, true);
+    if let Some(o) = data.as_object_mut() {
+        for key in [
+            "user_count",
+            "bot_count",
+            "chat_status",
+            "user_manager_id_list",
+            "bot_manager_id_list",
+        ] {
+            o.remove(key);
+        }
+        o.insert("chat_id".into(), json!(chat.chat_id));
+    }
+    data
+}
+
 // ---- list, search, get --------------------------------------------------------------------------
 
 fn list(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
@@ -617,9 +640,7 @@ fn create(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
         if let Some((chat_id, _)) = world.chat_uuids.get(key)
             && let Some(chat) = world.chat(chat_id)
         {
-            let mut data = detail(world, chat, user_type, true);
-            data["chat_id"] = json!(chat.chat_id);
-            return Ok(Reply::Data(data));
+            return Ok(Reply::Data(created(world, chat, user_type)));
         }
     }
     if let Some(b) = bots.iter().find(|b| **b != world.app.app_id) {
@@ -646,8 +667,7 @@ fn create(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
     chat.created_by_bot = true;
     chat.bot_manager = set_bot_manager;
     body.apply(&mut chat);
-    let mut data = detail(world, &chat, user_type, true);
-    data["chat_id"] = json!(chat_id);
+    let data = created(world, &chat, user_type);
     if let Some(key) = uuid_key {
         world.chat_uuids.insert(key, (chat_id, now));
     }
