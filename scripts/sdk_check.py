@@ -1,0 +1,209 @@
+"""The sandbox through Lark's official Python SDK (lark-oapi) as the client.
+
+Usage: sdk_check.py BASE_URL. Run by scripts/sdk_check.sh, which starts the sandbox.
+Every call must succeed (code 0) and carry a log id; the download must keep its name.
+"""
+
+import sys
+import uuid
+
+import lark_oapi as lark
+from lark_oapi.api.contact.v3 import (
+    BatchGetIdUserRequest,
+    BatchGetIdUserRequestBody,
+    ChildrenDepartmentRequest,
+    FindByDepartmentUserRequest,
+    GetUserRequest,
+)
+from lark_oapi.api.im.v1 import (
+    CreateChatRequest,
+    CreateChatRequestBody,
+    CreateMessageReactionRequest,
+    CreateMessageReactionRequestBody,
+    CreateMessageRequest,
+    CreateMessageRequestBody,
+    Emoji,
+    GetChatRequest,
+    GetMessageRequest,
+    GetMessageResourceRequest,
+    ListMessageRequest,
+)
+
+# The default seed (src/sandbox/default_seed.json).
+APP_ID = "cli_a5f2c8e91b3d4007"
+APP_SECRET = "sbx_7Qm2Vn9Lr4Tx8Kp1Wd6Hs3Jc5Fb0Ga"
+ZHANG_WEI = "ou_7d82ab6889beb45bb7911ba8216f1a9e"
+ZHANG_WEI_EMAIL = "zhang.wei@northwind.example"
+BAI_XUE = "ou_1fdec493aac318f451a02ea6b93b3866"
+RND_DEPT = "od-57891d17a4df767674f2906dc08918aa"
+PERCEPTION_DEPT = "od-8667b797aafb4516b58c3778a7b60cfc"
+MOTION_DEPT = "od-6f02dda7a6dc4f66c082a96cae5f88f6"
+ALL_HANDS_CHAT = "oc_565504f375c752f3e721d59fac70afd9"
+HR_PRIVATE_CHAT = "oc_e71b5d3c2b56c8e28e8a4306d67d8577"
+HANDBOOK_MSG = "om_a3267e59f62217af7be9703b77ac624b"
+HANDBOOK_KEY = "file_v3_00a87c967e20627217023993a7"
+HANDBOOK_NAME = "Northwind-Employee-Handbook-2025.pdf"
+
+failures = []
+
+
+def check(name, resp, cond=True, detail=""):
+    """Records one call: code 0, a log id from the X-Tt-Logid header, and `cond`."""
+    problems = []
+    if resp.code != 0:
+        problems.append(f"code {resp.code} {resp.msg!r}")
+    if resp.get_log_id() is None:
+        problems.append("no log id (X-Tt-Logid header not found)")
+    if not cond:
+        problems.append(detail or "unexpected data")
+    if problems:
+        failures.append(name)
+        print(f"sdk {name}: FAILED: {'; '.join(problems)}")
+    else:
+        print(f"sdk {name}: ok")
+    return resp
+
+
+def main(base_url):
+    client = (
+        lark.Client.builder()
+        .app_id(APP_ID)
+        .app_secret(APP_SECRET)
+        .domain(base_url)
+        .log_level(lark.LogLevel.ERROR)
+        .build()
+    )
+    contact = client.contact.v3
+    im = client.im.v1
+
+    # ---- contact ----
+    r = contact.user.get(GetUserRequest.builder().user_id(ZHANG_WEI).build())
+    check("contact get user", r, r.success() and r.data.user.open_id == ZHANG_WEI)
+
+    r = contact.user.batch_get_id(
+        BatchGetIdUserRequest.builder()
+        .request_body(BatchGetIdUserRequestBody.builder().emails([ZHANG_WEI_EMAIL]).build())
+        .build()
+    )
+    found = [u.user_id for u in (r.data.user_list or [])] if r.success() else []
+    check("contact batch_get_id by email", r, found == [ZHANG_WEI], f"got {found}")
+
+    # fetch_child=True goes on the wire as "True".
+    r = contact.department.children(
+        ChildrenDepartmentRequest.builder().department_id(RND_DEPT).fetch_child(True).build()
+    )
+    ids = {d.open_department_id for d in (r.data.items or [])} if r.success() else set()
+    check(
+        "contact departments children fetch_child=True",
+        r,
+        {PERCEPTION_DEPT, MOTION_DEPT} <= ids,
+        f"grandchildren missing from {sorted(ids)}",
+    )
+
+    r = contact.user.find_by_department(
+        FindByDepartmentUserRequest.builder().department_id(PERCEPTION_DEPT).build()
+    )
+    ids = [u.open_id for u in (r.data.items or [])] if r.success() else []
+    check("contact find_by_department", r, ZHANG_WEI in ids, f"got {ids}")
+
+    # ---- im ----
+    r = im.message.create(
+        CreateMessageRequest.builder()
+        .receive_id_type("chat_id")
+        .request_body(
+            CreateMessageRequestBody.builder()
+            .receive_id(ALL_HANDS_CHAT)
+            .msg_type("text")
+            .content('{"text":"hello from lark-oapi"}')
+            .uuid(str(uuid.uuid4()))
+            .build()
+        )
+        .build()
+    )
+    check("im create message", r, r.success() and r.data.message_id.startswith("om_"))
+    sent = r.data.message_id if r.success() else ""
+
+    r = im.message.list(
+        ListMessageRequest.builder()
+        .container_id_type("chat")
+        .container_id(ALL_HANDS_CHAT)
+        .sort_type("ByCreateTimeDesc")
+        .page_size(20)
+        .build()
+    )
+    ids = [m.message_id for m in (r.data.items or [])] if r.success() else []
+    check("im list messages", r, sent in ids, f"{sent} not in the newest page")
+
+    r = im.message.get(GetMessageRequest.builder().message_id(sent).build())
+    check("im get message", r, r.success() and r.data.items[0].message_id == sent)
+
+    r = im.message_reaction.create(
+        CreateMessageReactionRequest.builder()
+        .message_id(sent)
+        .request_body(
+            CreateMessageReactionRequestBody.builder()
+            .reaction_type(Emoji.builder().emoji_type("THUMBSUP").build())
+            .build()
+        )
+        .build()
+    )
+    check("im reaction create", r, r.success() and bool(r.data.reaction_id))
+
+    r = im.chat.get(GetChatRequest.builder().chat_id(ALL_HANDS_CHAT).build())
+    check("im chat get", r, r.success() and bool(r.data.name))
+
+    # set_bot_manager=True goes on the wire as "True".
+    r = im.chat.create(
+        CreateChatRequest.builder()
+        .set_bot_manager(True)
+        .request_body(
+            CreateChatRequestBody.builder()
+            .name("lark-oapi check")
+            .owner_id(ZHANG_WEI)
+            .user_id_list([BAI_XUE])
+            .build()
+        )
+        .build()
+    )
+    check("im chat create set_bot_manager=True", r, r.success() and r.data.chat_id.startswith("oc_"))
+    if r.success():
+        g = im.chat.get(GetChatRequest.builder().chat_id(r.data.chat_id).build())
+        check(
+            "im chat get (bot is manager)",
+            g,
+            g.success() and g.data.bot_manager_id_list == [APP_ID],
+            f"bot_manager_id_list {g.data.bot_manager_id_list if g.success() else None}",
+        )
+
+    r = im.message_resource.get(
+        GetMessageResourceRequest.builder()
+        .message_id(HANDBOOK_MSG)
+        .file_key(HANDBOOK_KEY)
+        .type("file")
+        .build()
+    )
+    body = r.file.read() if r.file is not None else b""
+    check(
+        "im message resource download",
+        r,
+        r.file_name == HANDBOOK_NAME and body.startswith(b"%PDF-"),
+        f"file_name {r.file_name!r}, {len(body)} bytes",
+    )
+
+    # An error answer keeps its code: the SDK parses the body only when it sees Content-Type.
+    r = im.chat.get(GetChatRequest.builder().chat_id(HR_PRIVATE_CHAT + "x").build())
+    if r.code in (0, None) or r.get_log_id() is None:
+        failures.append("im chat get (error)")
+        print(f"sdk im chat get (error): FAILED: code {r.code}, log id {r.get_log_id()}")
+    else:
+        print(f"sdk im chat get (error): ok (code {r.code})")
+
+    if failures:
+        print(f"sdk: {len(failures)} FAILED")
+        return 1
+    print("sdk: all ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
