@@ -8,7 +8,6 @@ use axum::http::Method;
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::lark::scope_sets as scopes;
 use crate::sandbox::endpoint::{Call, Endpoint};
 use crate::sandbox::envelope::{ApiError, Reply, codes};
 use crate::sandbox::world::{ResourceKind, ResourceRef, StoredResource, World, random_hex};
@@ -26,7 +25,6 @@ pub fn endpoints() -> Vec<Endpoint> {
             "upload_image",
             M::POST,
             "/open-apis/im/v1/images",
-            scopes::RESOURCE_UPLOAD,
             upload_image,
         )
         .with_body_limit(UPLOAD_BODY_LIMIT),
@@ -34,7 +32,6 @@ pub fn endpoints() -> Vec<Endpoint> {
             "upload_file",
             M::POST,
             "/open-apis/im/v1/files",
-            scopes::RESOURCE_UPLOAD,
             upload_file,
         )
         .with_body_limit(UPLOAD_BODY_LIMIT),
@@ -42,14 +39,12 @@ pub fn endpoints() -> Vec<Endpoint> {
             "download_own_image",
             M::GET,
             "/open-apis/im/v1/images/{image_key}",
-            &[],
             download_image,
         ),
         Endpoint::new(
             "download_own_file",
             M::GET,
             "/open-apis/im/v1/files/{file_key}",
-            &[],
             download_file,
         ),
     ]
