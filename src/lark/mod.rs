@@ -17,7 +17,8 @@ pub use path::api_path;
 pub use reqwest::Method;
 pub use scopes::GrantedScopes;
 
-/// A fresh dedupe key for Lark's `uuid` (≤ 50 characters).
+/// A fresh dedupe key for Lark's `uuid` (≤ 50 characters): a random v4 UUID in its
+/// 32-hex-digit `simple` form, which fits the limit with room to spare.
 pub fn new_uuid() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    uuid::Uuid::new_v4().simple().to_string()
 }

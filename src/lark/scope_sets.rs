@@ -1,6 +1,6 @@
 //! Which scopes Lark's APIs require: any one of each list lets a tenant-token call through.
-//! One table for both sides: the tool catalog hides tools by it, and the sandbox enforces
-//! it. Sources: `lark-endpoints.tsv` (docs, SDKs; partly inferred where marked there).
+//! The tool catalog hides tools by it. The sandbox enforces its own copy of the facts
+//! (`crate::sandbox::scopes`), and `tests/scope_agreement.rs` checks the two agree. Sources: `lark-endpoints.tsv` (docs, SDKs; partly inferred where marked there).
 
 pub const CONTACT_READ: &[&str] = &[
     "contact:contact.base:readonly",

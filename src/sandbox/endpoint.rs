@@ -31,6 +31,7 @@ pub struct Endpoint {
     pub path: &'static str,
     pub auth: Auth,
     /// Any one of these, granted for the tenant token, allows the call. Empty: no scope needed.
+    /// Always `super::scopes::required(name)`: the sandbox's own table, not the catalog's.
     pub scopes: &'static [&'static str],
     pub handler: Handler,
     /// Largest accepted request body; `None` keeps axum's default (2 MB). Uploads raise it.
@@ -38,11 +39,12 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub const fn new(
+    /// The scopes come from the row named `name` in the sandbox's copy of
+    /// `lark-endpoints.tsv`, so each endpoint demands what Lark documents.
+    pub fn new(
         name: &'static str,
         method: Method,
         path: &'static str,
-        scopes: &'static [&'static str],
         handler: Handler,
     ) -> Endpoint {
         Endpoint {
@@ -50,7 +52,7 @@ impl Endpoint {
             method,
             path,
             auth: Auth::Tenant,
-            scopes,
+            scopes: super::scopes::required(name),
             handler,
             body_limit: None,
         }

@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod faults;
 pub mod options;
 pub mod pipeline;
+pub mod scopes;
 pub mod seed;
 pub mod world;
 

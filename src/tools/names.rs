@@ -3,9 +3,9 @@
 //! a failed lookup leaves them out rather than failing the tool.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
+use quick_cache::sync::Cache;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -14,10 +14,13 @@ use crate::lark::Request;
 
 const BATCH: usize = 50;
 
+/// A bounded map of id → name whose entries expire after `ttl`. `quick_cache` does the
+/// bounding (S3-FIFO eviction, no global lock); it has no TTL of its own, so each entry
+/// carries the time it was stored and `get` ignores stale ones. The timestamp is tokio's
+/// `Instant` so tests with paused time can age entries.
 pub struct NameCache {
     ttl: Duration,
-    cap: usize,
-    entries: Mutex<HashMap<String, (String, Instant)>>,
+    entries: Cache<String, (String, Instant)>,
 }
 
 #[derive(Clone, Copy)]
@@ -30,41 +33,28 @@ impl NameCache {
     pub fn new(ttl: Duration, cap: usize) -> NameCache {
         NameCache {
             ttl,
-            cap,
-            entries: Mutex::new(HashMap::new()),
+            entries: Cache::new(cap),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub fn get(&self, id: &str) -> Option<String> {
-        self.lock()
-            .get(id)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(n, _)| n.clone())
+        match self.entries.get(id) {
+            Some((name, at)) if at.elapsed() < self.ttl => Some(name),
+            Some(_) => {
+                // Stale: drop it now so it stops taking a slot a live name could use.
+                self.entries.remove(id);
+                None
+            }
+            None => None,
+        }
     }
 
     pub fn put(&self, id: &str, name: &str) {
         if id.is_empty() || name.is_empty() {
             return;
         }
-        let mut map = self.lock();
-        if map.len() >= self.cap && !map.contains_key(id) {
-            let ttl = self.ttl;
-            map.retain(|_, (_, at)| at.elapsed() < ttl);
-            if map.len() >= self.cap {
-                // Still full of live entries: drop the oldest tenth.
-                let mut ages: Vec<(String, Instant)> =
-                    map.iter().map(|(k, (_, at))| (k.clone(), *at)).collect();
-                ages.sort_by_key(|(_, at)| *at);
-                for (k, _) in ages.into_iter().take(self.cap / 10 + 1) {
-                    map.remove(&k);
-                }
-            }
-        }
-        map.insert(id.to_string(), (name.to_string(), Instant::now()));
+        self.entries
+            .insert(id.to_string(), (name.to_string(), Instant::now()));
     }
 
     /// Names of users by open_id.
@@ -171,7 +161,24 @@ mod tests {
         for i in 0..100 {
             c.put(&format!("ou_{i}"), "x");
         }
-        assert!(c.lock().len() <= 20);
+        assert!(c.entries.len() <= 20);
         assert_eq!(c.get("ou_99").as_deref(), Some("x"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn names_expire_after_the_ttl() {
+        let c = NameCache::new(Duration::from_secs(60), 20);
+        c.put("ou_1", "Ann");
+        c.put("ou_2", "");
+        assert_eq!(c.get("ou_1").as_deref(), Some("Ann"));
+        assert_eq!(c.get("ou_2"), None, "empty names are not stored");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(c.get("ou_1"), None);
+        c.put("ou_1", "Ann B");
+        assert_eq!(
+            c.get("ou_1").as_deref(),
+            Some("Ann B"),
+            "a fresh put revives it"
+        );
     }
 }

@@ -13,23 +13,15 @@ pub fn endpoints() -> Vec<Endpoint> {
             "get_application_info",
             Method::GET,
             "/open-apis/application/v6/applications/{app_id}",
-            crate::lark::scope_sets::APP_INFO,
             get_application,
         ),
         Endpoint::new(
             "list_app_scope_grant_status",
             Method::GET,
             "/open-apis/application/v6/scopes",
-            &[],
             list_scopes,
         ),
-        Endpoint::new(
-            "bot_info",
-            Method::GET,
-            "/open-apis/bot/v3/info",
-            &[],
-            bot_info,
-        ),
+        Endpoint::new("bot_info", Method::GET, "/open-apis/bot/v3/info", bot_info),
     ]
 }
 

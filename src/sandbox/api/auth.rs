@@ -14,7 +14,6 @@ pub fn endpoints() -> Vec<Endpoint> {
             "tenant_access_token_internal",
             Method::POST,
             "/open-apis/auth/v3/tenant_access_token/internal",
-            &[],
             tenant_token,
         )
         .without_token(),
@@ -22,7 +21,6 @@ pub fn endpoints() -> Vec<Endpoint> {
             "app_access_token_internal",
             Method::POST,
             "/open-apis/auth/v3/app_access_token/internal",
-            &[],
             app_token,
         )
         .without_token(),

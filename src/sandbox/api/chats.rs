@@ -7,7 +7,6 @@ use axum::http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::lark::scope_sets as scopes;
 use crate::sandbox::endpoint::{Call, Endpoint};
 use crate::sandbox::envelope::{ApiError, Reply, codes};
 use crate::sandbox::seed::UserStatusSeed;
@@ -27,71 +26,32 @@ pub fn endpoints() -> Vec<Endpoint> {
     const CHAT: &str = "/open-apis/im/v1/chats/{chat_id}";
     const MEMBERS: &str = "/open-apis/im/v1/chats/{chat_id}/members";
     vec![
-        Endpoint::new(
-            "list_chats",
-            M::GET,
-            "/open-apis/im/v1/chats",
-            scopes::CHAT_READ,
-            list,
-        ),
+        Endpoint::new("list_chats", M::GET, "/open-apis/im/v1/chats", list),
         Endpoint::new(
             "search_chats",
             M::GET,
             "/open-apis/im/v1/chats/search",
-            scopes::CHAT_READ,
             search,
         ),
-        Endpoint::new("get_chat", M::GET, CHAT, scopes::CHAT_READ, get),
-        Endpoint::new(
-            "create_chat",
-            M::POST,
-            "/open-apis/im/v1/chats",
-            scopes::CHAT_CREATE,
-            create,
-        ),
-        Endpoint::new("update_chat", M::PUT, CHAT, scopes::CHAT_UPDATE, update),
-        Endpoint::new(
-            "dissolve_chat",
-            M::DELETE,
-            CHAT,
-            scopes::CHAT_DELETE,
-            dissolve,
-        ),
+        Endpoint::new("get_chat", M::GET, CHAT, get),
+        Endpoint::new("create_chat", M::POST, "/open-apis/im/v1/chats", create),
+        Endpoint::new("update_chat", M::PUT, CHAT, update),
+        Endpoint::new("dissolve_chat", M::DELETE, CHAT, dissolve),
         Endpoint::new(
             "get_chat_share_link",
             M::POST,
             "/open-apis/im/v1/chats/{chat_id}/link",
-            scopes::CHAT_LINK,
             share_link,
         ),
-        Endpoint::new(
-            "list_chat_members",
-            M::GET,
-            MEMBERS,
-            scopes::CHAT_MEMBERS_READ,
-            list_members,
-        ),
+        Endpoint::new("list_chat_members", M::GET, MEMBERS, list_members),
         Endpoint::new(
             "is_in_chat",
             M::GET,
             "/open-apis/im/v1/chats/{chat_id}/members/is_in_chat",
-            scopes::CHAT_MEMBERS_READ,
             is_in_chat,
         ),
-        Endpoint::new(
-            "add_chat_members",
-            M::POST,
-            MEMBERS,
-            scopes::CHAT_MEMBERS_WRITE,
-            add_members,
-        ),
-        Endpoint::new(
-            "remove_chat_members",
-            M::DELETE,
-            MEMBERS,
-            scopes::CHAT_MEMBERS_WRITE,
-            remove_members,
-        ),
+        Endpoint::new("add_chat_members", M::POST, MEMBERS, add_members),
+        Endpoint::new("remove_chat_members", M::DELETE, MEMBERS, remove_members),
     ]
 }
 

@@ -8,7 +8,6 @@ use axum::http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::lark::scope_sets as scopes;
 use crate::sandbox::endpoint::{Call, Endpoint};
 use crate::sandbox::envelope::{ApiError, Reply, codes};
 use crate::sandbox::seed::{DepartmentSeed, UserSeed, UserStatusSeed};
@@ -23,91 +22,78 @@ pub fn endpoints() -> Vec<Endpoint> {
             "get_user",
             M::GET,
             "/open-apis/contact/v3/users/{user_id}",
-            scopes::CONTACT_READ,
             get_user,
         ),
         Endpoint::new(
             "batch_get_users",
             M::GET,
             "/open-apis/contact/v3/users/batch",
-            scopes::USERS_BATCH,
             batch_get_users,
         ),
         Endpoint::new(
             "lookup_user_by_email_or_mobile",
             M::POST,
             "/open-apis/contact/v3/users/batch_get_id",
-            scopes::USER_ID_LOOKUP,
             batch_get_id,
         ),
         Endpoint::new(
             "find_users_by_department",
             M::GET,
             "/open-apis/contact/v3/users/find_by_department",
-            scopes::DEPARTMENTS_READ,
             find_by_department,
         ),
         Endpoint::new(
             "get_department",
             M::GET,
             "/open-apis/contact/v3/departments/{department_id}",
-            scopes::DEPARTMENTS_READ,
             get_department,
         ),
         Endpoint::new(
             "batch_get_departments",
             M::GET,
             "/open-apis/contact/v3/departments/batch",
-            scopes::DEPARTMENTS_READ,
             batch_get_departments,
         ),
         Endpoint::new(
             "list_child_departments",
             M::GET,
             "/open-apis/contact/v3/departments/{department_id}/children",
-            scopes::DEPARTMENTS_READ,
             children,
         ),
         Endpoint::new(
             "list_parent_departments",
             M::GET,
             "/open-apis/contact/v3/departments/parent",
-            scopes::DEPARTMENTS_READ,
             parents,
         ),
         Endpoint::new(
             "list_contact_scopes",
             M::GET,
             "/open-apis/contact/v3/scopes",
-            scopes::CONTACT_RANGE,
             contact_scopes,
         ),
         Endpoint::new(
             "list_user_groups",
             M::GET,
             "/open-apis/contact/v3/group/simplelist",
-            scopes::GROUPS_READ,
             list_groups,
         ),
         Endpoint::new(
             "get_user_group",
             M::GET,
             "/open-apis/contact/v3/group/{group_id}",
-            scopes::GROUPS_READ,
             get_group,
         ),
         Endpoint::new(
             "list_user_group_members",
             M::GET,
             "/open-apis/contact/v3/group/{group_id}/member/simplelist",
-            scopes::GROUPS_READ,
             group_members,
         ),
         Endpoint::new(
             "list_groups_of_member",
             M::GET,
             "/open-apis/contact/v3/group/member_belong",
-            scopes::GROUPS_READ,
             member_belong,
         ),
     ]

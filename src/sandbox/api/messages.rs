@@ -11,7 +11,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::resources;
-use crate::lark::scope_sets as scopes;
 use crate::mentions::Token;
 use crate::sandbox::endpoint::{Call, Endpoint};
 use crate::sandbox::envelope::{ApiError, Reply, codes};
@@ -230,112 +229,66 @@ pub fn endpoints() -> Vec<Endpoint> {
             "send_message",
             M::POST,
             "/open-apis/im/v1/messages",
-            scopes::MESSAGE_SEND,
             send_message,
         ),
         Endpoint::new(
             "list_messages",
             M::GET,
             "/open-apis/im/v1/messages",
-            scopes::MESSAGE_HISTORY,
             list_messages,
         ),
         Endpoint::new(
             "reply_message",
             M::POST,
             "/open-apis/im/v1/messages/{message_id}/reply",
-            scopes::MESSAGE_SEND,
             reply_message,
         ),
-        Endpoint::new(
-            "get_message",
-            M::GET,
-            MSG,
-            scopes::MESSAGE_READ,
-            get_message,
-        ),
-        Endpoint::new(
-            "edit_message",
-            M::PUT,
-            MSG,
-            scopes::MESSAGE_UPDATE,
-            edit_message,
-        ),
-        Endpoint::new(
-            "update_card_message",
-            M::PATCH,
-            MSG,
-            scopes::MESSAGE_UPDATE,
-            update_card,
-        ),
-        Endpoint::new(
-            "recall_message",
-            M::DELETE,
-            MSG,
-            scopes::MESSAGE_RECALL,
-            recall_message,
-        ),
+        Endpoint::new("get_message", M::GET, MSG, get_message),
+        Endpoint::new("edit_message", M::PUT, MSG, edit_message),
+        Endpoint::new("update_card_message", M::PATCH, MSG, update_card),
+        Endpoint::new("recall_message", M::DELETE, MSG, recall_message),
         Endpoint::new(
             "forward_message",
             M::POST,
             "/open-apis/im/v1/messages/{message_id}/forward",
-            scopes::MESSAGE_FORWARD,
             forward_message,
         ),
         Endpoint::new(
             "message_read_users",
             M::GET,
             "/open-apis/im/v1/messages/{message_id}/read_users",
-            scopes::MESSAGE_READ,
             read_users,
         ),
         Endpoint::new(
             "add_reaction",
             M::POST,
             "/open-apis/im/v1/messages/{message_id}/reactions",
-            scopes::REACTIONS_WRITE,
             add_reaction,
         ),
         Endpoint::new(
             "list_reactions",
             M::GET,
             "/open-apis/im/v1/messages/{message_id}/reactions",
-            scopes::REACTIONS_READ,
             list_reactions,
         ),
         Endpoint::new(
             "delete_reaction",
             M::DELETE,
             "/open-apis/im/v1/messages/{message_id}/reactions/{reaction_id}",
-            scopes::REACTIONS_WRITE,
             delete_reaction,
         ),
-        Endpoint::new(
-            "pin_message",
-            M::POST,
-            "/open-apis/im/v1/pins",
-            scopes::PINS_WRITE,
-            pin,
-        ),
+        Endpoint::new("pin_message", M::POST, "/open-apis/im/v1/pins", pin),
         Endpoint::new(
             "unpin_message",
             M::DELETE,
             "/open-apis/im/v1/pins/{message_id}",
-            scopes::UNPIN,
             unpin,
         ),
-        Endpoint::new(
-            "list_pins",
-            M::GET,
-            "/open-apis/im/v1/pins",
-            scopes::PINS_READ,
-            list_pins,
-        ),
+        Endpoint::new("list_pins", M::GET, "/open-apis/im/v1/pins", list_pins),
         Endpoint::new(
             "download_message_resource",
             M::GET,
             "/open-apis/im/v1/messages/{message_id}/resources/{file_key}",
-            scopes::MESSAGE_HISTORY,
             download_resource,
         ),
     ]

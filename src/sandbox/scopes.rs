@@ -1,0 +1,72 @@
+//! Which scopes each sandbox endpoint demands, read from a verbatim copy of the reference
+//! `lark-endpoints.tsv` (columns: op_name, method, path, required_scopes, token_types,
+//! notes). The sandbox keeps its own table rather than sharing the tool catalog's
+//! (`crate::lark::scope_sets`): if both sides read one table, a wrong requirement would
+//! pass every test. With the facts embedded here, `tests/scope_agreement.rs` can check the
+//! catalog against them.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+const TSV: &str = include_str!("lark-endpoints.tsv");
+
+/// What an endpoint missing from the table demands: a scope no app has, so a forgotten
+/// row fails closed (and the unit test below names it) instead of skipping the check.
+const UNLISTED: &[&str] = &["(endpoint missing from lark-endpoints.tsv)"];
+
+static TABLE: LazyLock<HashMap<&'static str, Vec<&'static str>>> = LazyLock::new(|| {
+    TSV.lines()
+        .skip(1) // the header row
+        .filter_map(|line| {
+            let mut cols = line.split('\t');
+            let name = cols.next()?.trim();
+            let scopes = cols.nth(2).unwrap_or("");
+            let any_of = scopes
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            Some((name, any_of))
+        })
+        .filter(|(name, _)| !name.is_empty())
+        .collect()
+});
+
+/// The scopes of which any one lets a tenant token call the endpoint `op_name` (its name in
+/// the TSV); empty when the endpoint needs none.
+pub fn required(op_name: &str) -> &'static [&'static str] {
+    TABLE.get(op_name).map(Vec::as_slice).unwrap_or(UNLISTED)
+}
+
+/// Whether the table has a row for `op_name`.
+pub fn is_listed(op_name: &str) -> bool {
+    TABLE.contains_key(op_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sandbox_endpoint_has_a_row() {
+        let missing: Vec<&str> = crate::sandbox::api::all_endpoints()
+            .map(|e| e.name)
+            .filter(|n| !is_listed(n))
+            .collect();
+        assert!(missing.is_empty(), "not in lark-endpoints.tsv: {missing:?}");
+    }
+
+    #[test]
+    fn rows_read_as_any_of_lists() {
+        assert_eq!(
+            required("batch_get_users"),
+            ["contact:contact.base:readonly"]
+        );
+        assert_eq!(
+            required("upload_image"),
+            ["im:resource", "im:resource:upload"]
+        );
+        assert!(required("tenant_access_token_internal").is_empty());
+        assert_eq!(required("no_such_endpoint"), UNLISTED);
+    }
+}
