@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use lark_mcp_server::sandbox::api::read_content;
-use lark_mcp_server::tools::compose::find_mentions;
+use lark_mcp_server::tools::content::compose::find_mentions;
 use serde_json::json;
 
 const SIZE: usize = 600 * 1024;

@@ -1,8 +1,9 @@
 //! `<at …>…</at>` mention tags in message text, found in one forward pass.
 //!
-//! The agent's side (`tools::compose`), the reading side (`tools::render`) and the
-//! sandbox's Lark emulation all read these tags; they share this one scanner so that they
-//! agree on what a tag is and so that no input makes any of them slow.
+//! The agent's side (`tools::content::compose`), the reading side
+//! (`tools::content::render`) and the sandbox's Lark emulation all read these tags; they
+//! share this one scanner so that they agree on what a tag is and so that no input makes
+//! any of them slow.
 //!
 //! A tag is `<at ` and attributes up to the first `>`; a `<` before that `>` means it is
 //! not a tag. It is closed by the first `</at>` after it, unless another `<at ` comes

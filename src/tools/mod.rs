@@ -4,21 +4,15 @@
 //! toolset and required scopes, and a handler `fn(ToolCtx, Args) -> Result<Out, ToolError>`.
 //! Domain modules (`contact`, `meta`, …) each return their definitions; [`catalog`] joins them.
 
-pub mod chats;
-pub mod compose;
-pub mod contact;
+pub mod content;
 pub mod context;
-pub mod files;
 pub mod ids;
-pub mod markdown;
-pub mod messages;
-pub mod meta;
 pub mod names;
 pub mod output;
 pub mod paging;
 pub mod policy;
-pub mod render;
 pub mod schema;
+pub mod toolsets;
 pub mod when;
 
 use std::future::Future;
@@ -32,6 +26,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use context::{Progress, Shared, ToolCtx};
+use toolsets::messages::files;
+use toolsets::{chats, contact, messages, meta};
 
 use crate::lark::LarkError;
 

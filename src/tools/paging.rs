@@ -9,11 +9,11 @@ use crate::lark::Request;
 /// Declares an argument struct with Lark's paging fields after its own, and `paging()`.
 /// The first argument documents `page_size` with the endpoint's maximum.
 macro_rules! with_paging {
-    ($page_size_doc:literal, $(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty,)* }) => {
+    ($page_size_doc:literal, $(#[$meta:meta])* $vis:vis struct $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty,)* }) => {
         $(#[$meta])*
         #[derive(serde::Deserialize, schemars::JsonSchema)]
         #[serde(deny_unknown_fields)]
-        struct $name {
+        $vis struct $name {
             $($(#[$fmeta])* $field: $ty,)*
             #[doc = $page_size_doc]
             page_size: Option<u32>,

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset, catalog};
+use crate::tools::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset, catalog};
 
 pub fn tools() -> Vec<ToolDef> {
     vec![ToolDef::new(

@@ -4,12 +4,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::output::NamedId;
-use super::paging::{Paging, pages, with_paging};
-use super::render::iso_time;
-use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 use crate::lark::scope_sets as scopes;
 use crate::lark::{Method, Request, api_path};
+use crate::tools::content::render::iso_time;
+use crate::tools::output::NamedId;
+use crate::tools::paging::{Paging, pages, with_paging};
+use crate::tools::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 
 const MEMBERS_MAX: usize = 50;
 
@@ -343,7 +343,7 @@ async fn open_ids(ctx: &ToolCtx, field: &str, people: &[String]) -> Result<Vec<S
     let resolved = if emails.is_empty() {
         Default::default()
     } else {
-        super::names::open_ids_by_email(ctx, "resolve member emails", &emails).await?
+        crate::tools::names::open_ids_by_email(ctx, "resolve member emails", &emails).await?
     };
     let mut out = Vec::new();
     let mut unknown = Vec::new();

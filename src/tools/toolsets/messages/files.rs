@@ -18,10 +18,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use super::messages::meta;
-use super::{Media, Needs, ToolCtx, ToolDef, ToolError};
+use super::meta;
 use crate::lark::scope_sets as scopes;
 use crate::lark::{DownloadError, FileSink, FormPart, Method, Request, api_path};
+use crate::tools::{Media, Needs, ToolCtx, ToolDef, ToolError};
 
 /// Lark's upload limits.
 const IMAGE_LIMIT: u64 = 10 * 1024 * 1024;

@@ -1,19 +1,21 @@
 //! Toolset `messages`: send, reply, edit, recall and forward messages; read history;
-//! reactions, pins and read receipts. Uploads and downloads are in [`super::files`].
+//! reactions, pins and read receipts. Uploads and downloads are in [`files`].
+
+pub mod files;
 
 use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::compose::{ReceiverType, compose, with_content};
-use super::output::NamedId;
-use super::paging::{pages, with_paging};
-use super::render::{MessageOut, iso_time, people_in, render};
-use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset, when};
 use crate::lark::scope_sets as scopes;
 use crate::lark::{Method, Request, api_path};
 use crate::sandbox::api::EMOJI_TYPES;
+use crate::tools::content::compose::{ReceiverType, compose, with_content};
+use crate::tools::content::render::{MessageOut, iso_time, people_in, render};
+use crate::tools::output::NamedId;
+use crate::tools::paging::{pages, with_paging};
+use crate::tools::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset, when};
 
 #[allow(clippy::too_many_arguments)]
 pub(super) const fn meta(
@@ -253,11 +255,14 @@ async fn pace_key(ctx: &ToolCtx, to: &str, kind: ReceiverType) -> String {
     let open_id = match ctx.shared.names.get(&cache_key) {
         Some(id) => id,
         None => {
-            let found =
-                super::names::open_ids_by_email(ctx, "resolve the receiver's email", &[&email])
-                    .await
-                    .ok()
-                    .and_then(|m| m.get(&email).cloned());
+            let found = crate::tools::names::open_ids_by_email(
+                ctx,
+                "resolve the receiver's email",
+                &[&email],
+            )
+            .await
+            .ok()
+            .and_then(|m| m.get(&email).cloned());
             let id = found.unwrap_or_else(|| UNKNOWN.to_string());
             ctx.shared.names.put(&cache_key, &id);
             id
@@ -387,7 +392,7 @@ struct Done {
 
 async fn edit_message(ctx: ToolCtx, a: EditArgs) -> Result<Done, ToolError> {
     let path = message_path("/open-apis/im/v1/messages/{}", &a.message_id)?;
-    let choice = super::compose::ContentChoice {
+    let choice = crate::tools::content::compose::ContentChoice {
         text: a.text,
         markdown: a.markdown,
         card: a.card,

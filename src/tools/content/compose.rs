@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ToolCtx, ToolError};
 use crate::mentions::{AtTag, Token};
+use crate::tools::{ToolCtx, ToolError};
 
 pub const TEXT_LIMIT: usize = 150 * 1024;
 pub const RICH_LIMIT: usize = 30 * 1024;
@@ -71,11 +71,11 @@ pub struct ContentChoice {
 
 /// Declares an argument struct that carries the content forms next to its own fields.
 macro_rules! with_content {
-    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty,)* }) => {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty,)* }) => {
         $(#[$meta])*
         #[derive(serde::Deserialize, schemars::JsonSchema)]
         #[serde(deny_unknown_fields)]
-        struct $name {
+        $vis struct $name {
             $($(#[$fmeta])* $field: $ty,)*
             /// Plain text; mention with <at id="ou_…"></at>, @email or @all.
             text: Option<String>,
@@ -96,8 +96,8 @@ macro_rules! with_content {
         }
 
         impl $name {
-            fn content(&mut self) -> $crate::tools::compose::ContentChoice {
-                $crate::tools::compose::ContentChoice {
+            fn content(&mut self) -> $crate::tools::content::compose::ContentChoice {
+                $crate::tools::content::compose::ContentChoice {
                     text: self.text.take(),
                     markdown: self.markdown.take(),
                     card: self.card.take(),
@@ -401,7 +401,7 @@ async fn resolve_mentions(
     if !found.emails.is_empty() {
         let refs: Vec<&str> = found.emails.iter().map(String::as_str).collect();
         let by_email =
-            super::names::open_ids_by_email(ctx, "resolve mentioned emails", &refs).await?;
+            crate::tools::names::open_ids_by_email(ctx, "resolve mentioned emails", &refs).await?;
         let mut unknown = Vec::new();
         for e in &found.emails {
             match by_email.get(&e.to_ascii_lowercase()) {

@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::output::NamedId;
 use crate::mentions::{AtTag, Token};
+use crate::tools::output::NamedId;
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MessageOut {

@@ -7,12 +7,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ids::{DepartmentIdType, UserIdType};
-use super::output::{Department, NamedId, Person, status_word};
-use super::paging::{Paging, pages, with_paging};
-use super::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 use crate::lark::scope_sets as scopes;
 use crate::lark::{Request, api_path};
+use crate::tools::ids::{DepartmentIdType, UserIdType};
+use crate::tools::output::{Department, NamedId, Person, status_word};
+use crate::tools::paging::{Paging, pages, with_paging};
+use crate::tools::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 
 const BATCH_MAX: usize = 50;
 

@@ -1,0 +1,6 @@
+//! The toolsets: each module defines its tools and returns them for the [`catalog`](super::catalog).
+
+pub mod chats;
+pub mod contact;
+pub mod messages;
+pub mod meta;
