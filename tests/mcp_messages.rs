@@ -775,17 +775,11 @@ async fn add_list_and_remove_reaction_round_trip_at_the_sandbox() {
     let rid = str_of(&added, "reaction_id").to_string();
     assert_eq!(added["emoji"], "THUMBSUP");
     assert_eq!(added["by"], json!({"id": APP_ID}));
-    let bot_reactions: Vec<String> = sbx
-        .state()
-        .world
-        .lock()
-        .unwrap()
-        .reactions
-        .iter()
-        .filter(|r| r.message_id == msg && r.operator_is_bot)
-        .map(|r| r.reaction_id.clone())
+    let ids: Vec<String> = bot_reactions(&sbx, &msg)
+        .into_iter()
+        .map(|r| r.reaction_id)
         .collect();
-    assert_eq!(bot_reactions, [rid.as_str()]);
+    assert_eq!(ids, [rid.as_str()]);
 
     let listed = s.ok("list_reactions", json!({"message_id": msg})).await;
     assert_eq!(

@@ -6,7 +6,7 @@
 mod common;
 
 use common::http::{HttpServer, LATEST};
-use common::im::PERCEPTION_CHAT;
+use common::im::{PERCEPTION_CHAT, bot_reactions};
 use common::mcp::{McpServer, log_id_in};
 use common::*;
 use lark_mcp_server::sandbox::{FaultAction, FaultRule};
@@ -80,15 +80,9 @@ async fn add_reaction_takes_an_emoji_key_in_any_case() {
         )
         .await;
     assert_eq!(added["emoji"], "OnIt");
-    let stored: Vec<String> = sbx
-        .state()
-        .world
-        .lock()
-        .unwrap()
-        .reactions
-        .iter()
-        .filter(|r| r.message_id == PERCEPTION_MESSAGE && r.operator_is_bot)
-        .map(|r| r.emoji_type.clone())
+    let stored: Vec<String> = bot_reactions(&sbx, PERCEPTION_MESSAGE)
+        .into_iter()
+        .map(|r| r.emoji_type)
         .collect();
     assert_eq!(stored, ["THUMBSUP", "OnIt"]);
 

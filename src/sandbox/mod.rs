@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 pub use faults::{FaultAction, FaultRule, Phase};
 pub use options::Options;
 pub use seed::Seed;
-pub use world::{Chat, Message, RecordedRequest};
+pub use world::{Chat, Message, Reaction, RecordedRequest};
 
 use envelope::{ApiError, codes, new_log_id, render_error};
 use world::{Recorder, World, now_ms};

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lark_mcp_server::sandbox::{Chat, Message};
+use lark_mcp_server::sandbox::{Chat, Message, Reaction};
 use rmcp::model::CallToolResult;
 use serde_json::Value;
 
@@ -74,6 +74,19 @@ pub fn im_scopes(seed: &lark_mcp_server::sandbox::Seed) -> Vec<String> {
 
 /// The stored message; panics when the sandbox has none with this id.
 #[track_caller]
+/// The bot's reactions on one message, as the sandbox stores them.
+pub fn bot_reactions(sbx: &Sbx, message_id: &str) -> Vec<Reaction> {
+    sbx.state()
+        .world
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .reactions
+        .iter()
+        .filter(|r| r.message_id == message_id && r.operator_is_bot)
+        .cloned()
+        .collect()
+}
+
 pub fn stored(sbx: &Sbx, message_id: &str) -> Message {
     sbx.state()
         .messages(None)
