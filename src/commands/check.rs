@@ -1,44 +1,44 @@
-//! `check`: can this app reach Lark, and what may it do?
+//! `check`: can this app reach Lark, and what may it do? The facts are the ones
+//! `get_app_status` returns (`tools::status`); this renders them for a terminal.
 
 use std::fmt::Write;
 
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::lark::LarkError;
-use crate::tools::{Shared, catalog};
+use crate::tools::Shared;
+use crate::tools::status::{AppStatus, Gather, app_status};
 
 /// A human-readable report. Fails only when the credentials do not work.
 pub async fn report(shared: &Shared) -> Result<String, LarkError> {
-    let cancel = CancellationToken::new();
-    let client = &shared.client;
-    let cfg = client.config();
+    let mut status = app_status(shared, &CancellationToken::new(), Gather::Check).await;
+    match status.bot_error.take() {
+        Some(e) => Err(e),
+        None => Ok(render(&status)),
+    }
+}
+
+fn render(status: &AppStatus) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Lark API:    {}", cfg.base_url);
-    let _ = writeln!(out, "App ID:      {}", cfg.app_id);
-    let bot = client.bot_info(&cancel).await?;
+    let _ = writeln!(out, "Lark API:    {}", status.domain);
+    let _ = writeln!(out, "App ID:      {}", status.app_id);
     let _ = writeln!(out, "Credentials: ok (tenant_access_token issued)");
-    let name = bot.get("app_name").and_then(Value::as_str).unwrap_or("?");
-    let active = bot.get("activate_status").and_then(Value::as_i64) == Some(2);
-    let _ = writeln!(
-        out,
-        "Bot:         {name} ({})",
-        if active {
-            "active"
-        } else {
-            "not activated: enable the bot ability in the developer console"
-        }
-    );
-    shared.refresh_scopes(&cancel).await;
-    let state = shared.scope_state().await;
-    match (&state.granted, &state.error) {
+    if let Some(bot) = &status.bot {
+        let name = if bot.name.is_empty() { "?" } else { &bot.name };
+        let _ = writeln!(
+            out,
+            "Bot:         {name} ({})",
+            if bot.active {
+                "active"
+            } else {
+                "not activated: enable the bot ability in the developer console"
+            }
+        );
+    }
+    match (&status.granted_scopes, &status.scope_error) {
         (Some(scopes), _) => {
-            let _ = writeln!(
-                out,
-                "Granted scopes (tenant token): {}",
-                scopes.tenant.len()
-            );
-            for s in &scopes.tenant {
+            let _ = writeln!(out, "Granted scopes (tenant token): {}", scopes.len());
+            for s in scopes {
                 let _ = writeln!(out, "  {s}");
             }
         }
@@ -52,23 +52,15 @@ pub async fn report(shared: &Shared) -> Result<String, LarkError> {
             let _ = writeln!(out, "Granted scopes: not checked (--scope-check off)");
         }
     }
-    let mut visible = Vec::new();
-    let mut hidden = Vec::new();
-    for def in catalog() {
-        match shared.policy.visibility(def, state.granted.as_ref()) {
-            Ok(()) => visible.push(def.meta.name),
-            Err(h) => hidden.push(format!("  {}: {}", def.meta.name, h.explain(cfg))),
-        }
-    }
     let _ = writeln!(
         out,
         "Visible tools ({}): {}",
-        visible.len(),
-        visible.join(", ")
+        status.visible_tools.len(),
+        status.visible_tools.join(", ")
     );
-    let _ = writeln!(out, "Hidden tools ({}):", hidden.len());
-    for h in hidden {
-        let _ = writeln!(out, "{h}");
+    let _ = writeln!(out, "Hidden tools ({}):", status.hidden_tools.len());
+    for h in &status.hidden_tools {
+        let _ = writeln!(out, "  {}: {}", h.name, h.why);
     }
-    Ok(out)
+    out
 }
