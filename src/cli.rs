@@ -153,7 +153,7 @@ pub struct PolicyArgs {
     /// auto: hide tools whose scopes are not granted, expose all if scopes cannot be read;
     /// strict: refuse to start if they cannot be read; off: do not check.
     #[arg(long, env = "LARK_MCP_SCOPE_CHECK", value_enum, default_value = "auto")]
-    pub scope_check: crate::tools::context::ScopeCheck,
+    pub scope_check: crate::server::ScopeCheck,
     /// A directory local files may be uploaded from (repeatable; none by default, which
     /// hides the upload tools).
     #[arg(

@@ -5,8 +5,8 @@ use lark_mcp_server::cli::{self, Command, LarkArgs, PolicyArgs, SeedArgs};
 use lark_mcp_server::commands;
 use lark_mcp_server::lark::LarkClient;
 use lark_mcp_server::sandbox::{Options, Sandbox, Seed};
+use lark_mcp_server::server::ScopeCheck;
 use lark_mcp_server::server::{LarkMcp, http, stdio};
-use lark_mcp_server::tools::context::ScopeCheck;
 use lark_mcp_server::tools::{Progress, Shared, ToolCtx};
 use tokio_util::sync::CancellationToken;
 

@@ -202,6 +202,6 @@ impl ServerHandler for LarkMcp {
             ),
             None => tracing::info!("session started"),
         }
-        self.shared.add_peer(context.peer);
+        self.shared.peers.add(context.peer);
     }
 }

@@ -3,6 +3,9 @@
 mod handler;
 pub mod http;
 pub mod jsonrpc;
+pub mod peers;
+mod scope_check;
 pub mod stdio;
 
 pub use handler::{INSTRUCTIONS, LarkMcp};
+pub use scope_check::ScopeCheck;

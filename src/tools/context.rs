@@ -1,7 +1,6 @@
-//! What tools share (the client, the policy, the granted scopes, name caches, connected
-//! peers) and what each call gets (cancellation, progress).
+//! What tools share (the client, the policy, the granted scopes, name caches, the connected
+//! peers from `server::peers`) and what each call gets (cancellation, progress).
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use rmcp::RoleServer;
@@ -15,17 +14,8 @@ use super::names::NameCache;
 use super::policy::{Hidden, Policy};
 use super::{ToolDef, catalog};
 use crate::lark::{ErrorKind, GrantedScopes, LarkClient};
-
-/// How the server treats the app's granted scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ScopeCheck {
-    /// Read them; if that fails, warn once and expose every configured tool.
-    Auto,
-    /// Refuse to start when they cannot be read.
-    Strict,
-    /// Do not read them; expose every configured tool.
-    Off,
-}
+use crate::server::ScopeCheck;
+use crate::server::peers::Peers;
 
 #[derive(Debug, Clone, Default)]
 pub struct ScopeState {
@@ -47,7 +37,8 @@ pub struct Shared {
     /// stalls the handshake.
     ready_deadline: Instant,
     refreshing: tokio::sync::Mutex<()>,
-    peers: Mutex<Vec<Peer<RoleServer>>>,
+    /// The connected clients, told when the visible tool set changes.
+    pub peers: Peers,
     /// Tool calls running now, for a graceful shutdown.
     in_flight: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
@@ -86,7 +77,7 @@ impl Shared {
             ready,
             ready_deadline: Instant::now() + SCOPE_WAIT,
             refreshing: tokio::sync::Mutex::new(()),
-            peers: Mutex::new(Vec::new()),
+            peers: Peers::default(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
         }
@@ -178,7 +169,7 @@ impl Shared {
         let listed_before = *self.ready.borrow() || Instant::now() >= self.ready_deadline;
         self.ready.send_replace(true);
         if changed && listed_before {
-            self.notify_tools_changed().await;
+            self.peers.notify_tools_changed().await;
         }
         changed
     }
@@ -196,31 +187,6 @@ impl Shared {
             return false;
         }
         self.refresh_scopes(cancel).await
-    }
-
-    pub fn add_peer(&self, peer: Peer<RoleServer>) {
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        peers.retain(|p| !p.is_transport_closed());
-        peers.push(peer);
-    }
-
-    async fn notify_tools_changed(&self) {
-        let peers: Vec<Peer<RoleServer>> = {
-            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers.retain(|p| !p.is_transport_closed());
-            peers.clone()
-        };
-        tracing::info!(
-            clients = peers.len(),
-            "visible tools changed; notifying clients"
-        );
-        for p in peers {
-            let sent =
-                tokio::time::timeout(Duration::from_secs(2), p.notify_tool_list_changed()).await;
-            if !matches!(sent, Ok(Ok(()))) {
-                tracing::debug!("could not notify a client of the tool list change");
-            }
-        }
     }
 }
 
