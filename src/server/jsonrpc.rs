@@ -6,15 +6,9 @@
 //! request always gets an answer carrying its `id` (`null` when none can be read), a
 //! notification or a response never gets one, and rmcp only sees what it can handle.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::{FromFnLayer, Next};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use rmcp::RoleServer;
 // rmcp still parses the deprecated methods into types of their own.
 #[allow(deprecated)]
@@ -348,26 +342,13 @@ const KNOWN_NOTIFICATIONS: &[(&str, Check)] = &[
 
 // ---- HTTP ----------------------------------------------------------------------------------
 
-type BoxedResponse = Pin<Box<dyn Future<Output = Response> + Send>>;
-type Middleware = fn(State<usize>, Request, Next) -> BoxedResponse;
-
-/// [`validate_http_body`] as a layer, nameable so the router takes it in one line.
-pub type BodyCheck = FromFnLayer<Middleware, usize, (State<usize>, Request)>;
-
-/// Checks JSON-RPC POST bodies of at most `max_body_bytes` before the MCP routes see them.
-pub fn body_check(max_body_bytes: usize) -> BodyCheck {
-    fn boxed(state: State<usize>, req: Request, next: Next) -> BoxedResponse {
-        Box::pin(validate_http_body(state, req, next))
-    }
-    axum::middleware::from_fn_with_state(max_body_bytes, boxed as Middleware)
-}
-
 fn rejection(status: StatusCode, error: Value) -> Response {
     (status, axum::Json(error)).into_response()
 }
 
-fn is_json(req: &Request) -> bool {
-    req.headers()
+fn is_json(parts: &Parts) -> bool {
+    parts
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
@@ -376,62 +357,18 @@ fn is_json(req: &Request) -> bool {
         })
 }
 
-/// Middleware (`State` is the body limit): a JSON POST whose body is not a valid message
-/// is answered 400 with the JSON-RPC error; a valid one goes on with its bytes intact.
-/// Other requests pass untouched, so rmcp still answers for content types and the like.
-pub async fn validate_http_body(
-    State(max_body_bytes): State<usize>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if req.method() != Method::POST || !is_json(&req) {
-        return next.run(req).await;
+/// For the HTTP guard, which has already read the body once (and capped it): a JSON POST
+/// whose body is not a valid message gets 400 with the JSON-RPC error. Other requests pass,
+/// so rmcp still answers for content types and the like.
+pub fn reject_invalid_body(parts: &Parts, body: &[u8]) -> Option<Response> {
+    if parts.method != Method::POST || !is_json(parts) {
+        return None;
     }
-    let too_large = || {
-        rejection(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            error_response(
-                Value::Null,
-                ErrorCode::INVALID_REQUEST,
-                format!("Invalid Request: the body exceeds {max_body_bytes} bytes"),
-            ),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max_body_bytes) {
-        return too_large();
-    }
-    let (parts, body) = req.into_parts();
-    let mut chunks = body.into_data_stream();
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = chunks.next().await {
-        let Ok(chunk) = chunk else {
-            return rejection(
-                StatusCode::BAD_REQUEST,
-                error_response(
-                    Value::Null,
-                    ErrorCode::PARSE_ERROR,
-                    "Parse error: the body could not be read",
-                ),
-            );
-        };
-        if chunk.len() > max_body_bytes.saturating_sub(buf.len()) {
-            return too_large();
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    match classify(&buf) {
-        Verdict::Forward(_) => {
-            let req = Request::from_parts(parts, Body::from(Bytes::from(buf)));
-            next.run(req).await
-        }
+    match classify(body) {
+        Verdict::Forward(_) => None,
         Verdict::Reply(error) | Verdict::Ignore(error) => {
             tracing::debug!(error = %error, "invalid JSON-RPC body");
-            rejection(StatusCode::BAD_REQUEST, error)
+            Some(rejection(StatusCode::BAD_REQUEST, error))
         }
     }
 }

@@ -1,12 +1,12 @@
 //! The one layer every request passes before any route, `/healthz` and unknown paths
-//! included: shutdown, `Host`, `Origin`, the bearer token, the body size and the session cap,
-//! in that order. rmcp's own Host/Origin checks are off, so these are the only rules.
+//! included: shutdown, `Host`, `Origin`, the bearer token, the body size, a JSON-RPC check
+//! of JSON POST bodies and the session cap, in that order. rmcp's own Host/Origin checks are off, so these are the only rules.
 //!
 //! `/healthz` needs no token (probes rarely carry one) but gets every other check: one set of
 //! Host/Origin rules for the whole server is easier to reason about than exceptions.
 //!
-//! Checks that need the body (JSON-RPC validation, say) belong in [`check`] after the body
-//! has been read, before the session slot is reserved.
+//! Checks that need the body belong in [`check`] after the body has been read (once, here),
+//! before the session slot is reserved.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -204,6 +204,9 @@ pub(super) async fn check(State(g): State<Arc<Guard>>, req: Request, next: Next)
         Ok(b) => b,
         Err(resp) => return resp,
     };
+    if let Some(resp) = crate::server::jsonrpc::reject_invalid_body(&parts, &body) {
+        return resp;
+    }
 
     // Admitted before looking at `draining` again, the drain's mirror image (cancel, then
     // wait for admitted requests): a request either sees the shutdown or is waited for.

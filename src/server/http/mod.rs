@@ -214,8 +214,6 @@ pub async fn serve(
         )
         .merge(mcp)
         .with_state(state.clone())
-        // Inside the guard: tokens and Host are checked before a body is judged.
-        .layer(super::jsonrpc::body_check(opts.max_body_bytes))
         // Last, so that it wraps every route and the 404 fallback.
         .layer(middleware::from_fn_with_state(guard, guard::check));
 
