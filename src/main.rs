@@ -19,10 +19,14 @@ fn init_logging() {
     // stdout is reserved for the protocol; logs go to stderr, filtered by RUST_LOG.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
-    tracing_subscriber::fmt()
+    use tracing_subscriber::prelude::*;
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .with_env_filter(filter)
+        .with_filter(filter);
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(lark_mcp_server::server::mcp_log::layer())
         .init();
 }
 
@@ -136,6 +140,7 @@ async fn main() {
                 Duration::from_secs(args.policy.scope_refresh_secs),
                 stop.clone(),
             );
+            server.start_log_forwarding(stop.clone());
             let served = match http {
                 Some(opts) => http::serve(server, opts, None).await,
                 None => stdio::serve(server, stop.clone()).await,

@@ -6,29 +6,78 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+// SetLevelRequestParams: MCP logging is deprecated (SEP-2577), still used by sessions.
+#[allow(deprecated)]
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
     Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType,
-    ServerCapabilities, ServerConfig,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter, Tool,
 };
-use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::ScopeCheck;
+use super::mcp_log;
+use super::peers::Session;
 use crate::lark::ErrorKind;
 use crate::tools::policy::Hidden;
 use crate::tools::{Progress, Shared, ToolCtx};
 
 pub const INSTRUCTIONS: &str = "Lark/Feishu directory and messaging, acting as the app's bot. People are identified by open_id (ou_…): resolve an email with lookup_user_by_email before messaging or fetching someone. send_message takes an email, open_id or chat_id (oc_…) and one content form (text, markdown, card, …); list_messages reads a chat's history with since/until like 24h or 7d. Departments use open_department_id (od-…), \"0\" is the root. If a tool fails on permissions or seems missing, get_app_status says which Lark scope the app lacks.";
 
+/// How long a client may cache tools/list when nothing re-reads the scopes: the list then
+/// changes only with a restart.
+const FIXED_TOOLS_TTL: Duration = Duration::from_secs(3600);
+
 #[derive(Clone)]
 pub struct LarkMcp {
     shared: Arc<Shared>,
+    /// This session's choices (its log level). A clone serves the same session; a new
+    /// session starts from [`LarkMcp::for_session`].
+    session: Arc<Session>,
 }
 
 impl LarkMcp {
     pub fn new(shared: Arc<Shared>) -> LarkMcp {
-        LarkMcp { shared }
+        LarkMcp {
+            shared,
+            session: Arc::default(),
+        }
+    }
+
+    /// The handler for another session (or stateless request): same state, own choices.
+    pub fn for_session(&self) -> LarkMcp {
+        LarkMcp::new(self.shared.clone())
+    }
+
+    /// Forwards the server's log events to the sessions that asked for them, until `stop`.
+    pub fn start_log_forwarding(&self, stop: CancellationToken) {
+        let shared = self.shared.clone();
+        let mut rx = mcp_log::subscribe();
+        tokio::spawn(async move {
+            loop {
+                let record = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    r = rx.recv() => r,
+                };
+                match record {
+                    Ok(record) => shared.peers.log(&record).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    /// How long clients may cache tools/list: the list changes only when the scopes are
+    /// re-read (and subscribers hear of it at once).
+    fn tools_ttl(&self) -> Duration {
+        match self.shared.scope_check {
+            ScopeCheck::Off => FIXED_TOOLS_TTL,
+            _ => self.shared.scope_refresh_every(),
+        }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -37,6 +86,7 @@ impl LarkMcp {
 
     /// Reads the scopes now (tools/list waits for this, bounded), then every `every`.
     pub fn start_scope_refresh(&self, every: Duration, stop: CancellationToken) {
+        self.shared.set_scope_refresh_every(every);
         let shared = self.shared.clone();
         tokio::spawn(async move {
             loop {
@@ -130,17 +180,20 @@ fn panic_on_request(_tool: &str) {
 
 impl ServerHandler for LarkMcp {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_tool_list_changed()
-                .build(),
-        )
-        .with_server_info(Implementation::new(
-            "lark-mcp-server",
-            env!("CARGO_PKG_VERSION"),
-        ))
-        .with_instructions(INSTRUCTIONS)
+        // Logging is deprecated by 2026-07-28 but still part of it (per request); sessions
+        // use logging/setLevel.
+        #[allow(deprecated)]
+        let capabilities = ServerCapabilities::builder()
+            .enable_logging()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(
+                "lark-mcp-server",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -159,14 +212,49 @@ impl ServerHandler for LarkMcp {
         let hints = context
             .protocol_version()
             .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        // Every caller sees the same list (one app identity), so shared caches may keep it.
+        let ttl_ms = u64::try_from(self.tools_ttl().as_millis()).unwrap_or(u64::MAX);
         Ok(ListToolsResult {
             result_type: Some(ResultType::COMPLETE),
             tools,
             meta: None,
             next_cursor: None,
-            ttl_ms: hints.then_some(0),
+            ttl_ms: hints.then_some(ttl_ms),
             cache_scope: hints.then_some(CacheScope::Public),
         })
+    }
+
+    /// For rmcp's `Mcp-Param-*` header checks (SEP-2243) on 2026-07-28 HTTP requests.
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        crate::tools::find(name).map(|d| d.tool())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // rmcp intersects this with what was requested and what get_info advertises.
+        let mut accepted = SubscriptionFilter::new();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let key = self.shared.peers.listen(context.sink().clone());
+        context.cancelled().await;
+        self.shared.peers.unlisten(key);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tracing::debug!(level = ?request.level, "client set its log level");
+        self.session.set_log_level(request.level);
+        Ok(())
     }
 
     async fn call_tool(
@@ -188,7 +276,14 @@ impl ServerHandler for LarkMcp {
             progress: Progress::new(context.peer.clone(), context.meta.get_progress_token()),
         };
         let args = request.arguments.unwrap_or_default();
-        Ok(self.call(&request.name, args, ctx).await.into())
+        let log_level = context.meta.log_level();
+        let result = mcp_log::during_request(
+            &context.peer,
+            log_level,
+            self.call(&request.name, args, ctx),
+        )
+        .await;
+        Ok(result.into())
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
@@ -202,6 +297,6 @@ impl ServerHandler for LarkMcp {
             ),
             None => tracing::info!("session started"),
         }
-        self.shared.peers.add(context.peer);
+        self.shared.peers.add(context.peer, self.session.clone());
     }
 }

@@ -162,6 +162,15 @@ fn request(value: &Value, obj: &Map<String, Value>) -> Verdict {
     }
     let known = KNOWN_REQUESTS.iter().find(|(m, _)| *m == method);
     let invalid_params = |check: Check| {
+        // A method this server does not serve is unknown whatever its params: judging
+        // them would tell a 2026-07-28 client "invalid params" for a removed method.
+        if let Some(why) = not_served(method, obj) {
+            return Verdict::Reply(error_response(
+                id.clone(),
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("Method not found: {method} ({why})"),
+            ));
+        }
         let why = check(&method_and_params(obj)).unwrap_or_else(|| "does not fit".into());
         Verdict::Reply(error_response(
             id.clone(),
@@ -227,6 +236,69 @@ fn notification(value: &Value, obj: &Map<String, Value>) -> Verdict {
             ),
         },
     }
+}
+
+/// The first protocol revision without sessions (SEP-2575).
+const STATELESS_REVISION: &str = "2026-07-28";
+
+/// Whether a request's `_meta` (or, over HTTP, its `MCP-Protocol-Version` header) names
+/// the stateless revision or a later one. Revisions are dates, so they order as strings.
+fn is_stateless_revision(version: &str) -> bool {
+    version >= STATELESS_REVISION
+}
+
+fn meta_revision(obj: &Map<String, Value>) -> Option<&str> {
+    obj.get("params")?
+        .get("_meta")?
+        .get("io.modelcontextprotocol/protocolVersion")?
+        .as_str()
+}
+
+/// Why this server never answers `method` (for this request's revision), if it does not.
+/// rmcp answers these -32601 itself once their params parse; this covers the rest.
+fn not_served(method: &str, obj: &Map<String, Value>) -> Option<&'static str> {
+    #[allow(deprecated)]
+    const NEVER: &[(&str, &str)] = &[
+        (
+            SubscribeRequestMethod::VALUE,
+            "resource subscriptions are not offered",
+        ),
+        (
+            UnsubscribeRequestMethod::VALUE,
+            "resource subscriptions are not offered",
+        ),
+        (GetTaskMethod::VALUE, "the tasks extension is not offered"),
+        (
+            UpdateTaskMethod::VALUE,
+            "the tasks extension is not offered",
+        ),
+        (
+            CancelTaskMethod::VALUE,
+            "the tasks extension is not offered",
+        ),
+        (
+            ListSkillsRequestMethod::VALUE,
+            "the skills extension is not offered",
+        ),
+        (
+            GetSkillRequestMethod::VALUE,
+            "the skills extension is not offered",
+        ),
+        (
+            ReadResourceDirectoryRequestMethod::VALUE,
+            "the skills extension is not offered",
+        ),
+    ];
+    const REMOVED_IN_2026: &[&str] = &[
+        InitializeResultMethod::VALUE,
+        PingRequestMethod::VALUE,
+        SetLevelRequestMethod::VALUE,
+    ];
+    if let Some((_, why)) = NEVER.iter().find(|(m, _)| *m == method) {
+        return Some(why);
+    }
+    let stateless = meta_revision(obj).is_some_and(is_stateless_revision);
+    (stateless && REMOVED_IN_2026.contains(&method)).then_some("removed in MCP 2026-07-28")
 }
 
 /// A client's answer to a server request. Answering an answer could ping-pong errors
@@ -368,7 +440,19 @@ pub fn reject_invalid_body(parts: &Parts, body: &[u8]) -> Option<Response> {
         Verdict::Forward(_) => None,
         Verdict::Reply(error) | Verdict::Ignore(error) => {
             tracing::debug!(error = %error, "invalid JSON-RPC body");
-            Some(rejection(StatusCode::BAD_REQUEST, error))
+            // 2026-07-28 gives an unknown method its own status; sessions keep 400, which
+            // older clients do not mistake for an expired session.
+            let stateless = parts
+                .headers
+                .get("mcp-protocol-version")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(is_stateless_revision);
+            let status = if stateless && error["error"]["code"] == ErrorCode::METHOD_NOT_FOUND.0 {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Some(rejection(status, error))
         }
     }
 }
@@ -551,6 +635,30 @@ mod tests {
                 }
                 other => panic!("{raw}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn methods_not_served_are_unknown_whatever_their_params() {
+        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+        for raw in [
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{{meta}}}}}"#),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{{{meta}}}}}"#
+            ),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{{{meta}}}}}"#
+            ),
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{}}"#.into(),
+        ] {
+            assert_eq!(reply(&raw), (-32601, json!(1)), "{raw}");
+        }
+        // Before 2026-07-28 they are served, so unfit params stay invalid params.
+        for raw in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25"}}}"#,
+        ] {
+            assert_eq!(reply(raw), (-32602, json!(1)), "{raw}");
         }
     }
 

@@ -3,6 +3,7 @@
 mod handler;
 pub mod http;
 pub mod jsonrpc;
+pub mod mcp_log;
 pub mod peers;
 mod scope_check;
 pub mod stdio;

@@ -1,43 +1,131 @@
 //! The connected MCP clients, kept so that a change in the visible tool set (scopes
 //! granted or revoked while running) reaches each of them as
-//! `notifications/tools/list_changed`. A transport concern: the tools only say when.
+//! `notifications/tools/list_changed`, and so that sessions that set a log level receive
+//! the server's log events. A transport concern: the tools only say when.
+//!
+//! Sessions (up to 2025-11-25) are notified on the session itself; 2026-07-28 clients have
+//! no session and hear only on the `subscriptions/listen` streams they keep open.
 
-use std::sync::Mutex;
+// MCP logging is deprecated (SEP-2577), not removed: sessions still set their level.
+#![allow(deprecated)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::mcp_log::{self, Record};
 use rmcp::RoleServer;
-use rmcp::service::Peer;
+use rmcp::model::LoggingLevel;
+use rmcp::service::{Peer, SubscriptionSendError, SubscriptionSink};
+
+/// How long one client may take to accept a notification: one stuck client must not hold
+/// up the others.
+const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What one session chose; shared by the handler serving it and this registry.
+#[derive(Default)]
+pub struct Session {
+    log_level: Mutex<Option<LoggingLevel>>,
+}
+
+impl Session {
+    pub fn set_log_level(&self, level: LoggingLevel) {
+        *lock(&self.log_level) = Some(level);
+    }
+
+    fn log_level(&self) -> Option<LoggingLevel> {
+        *lock(&self.log_level)
+    }
+}
+
+struct Client {
+    peer: Peer<RoleServer>,
+    session: Arc<Session>,
+}
 
 #[derive(Default)]
 pub struct Peers {
-    peers: Mutex<Vec<Peer<RoleServer>>>,
+    sessions: Mutex<Vec<Client>>,
+    /// Keyed by a number of our own: subscription ids are the clients' request ids, which
+    /// two stateless clients may well share.
+    listeners: Mutex<Vec<(u64, SubscriptionSink)>>,
+    next_key: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Peers {
-    pub fn add(&self, peer: Peer<RoleServer>) {
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn add(&self, peer: Peer<RoleServer>, session: Arc<Session>) {
+        let mut sessions = lock(&self.sessions);
         // Closed sessions are dropped here and on every notify, so the list stays small.
-        peers.retain(|p| !p.is_transport_closed());
-        peers.push(peer);
+        sessions.retain(|c| !c.peer.is_transport_closed());
+        sessions.push(Client { peer, session });
+    }
+
+    /// A `subscriptions/listen` stream, until [`Peers::unlisten`] with the key returned.
+    pub fn listen(&self, sink: SubscriptionSink) -> u64 {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        lock(&self.listeners).push((key, sink));
+        key
+    }
+
+    pub fn unlisten(&self, key: u64) {
+        lock(&self.listeners).retain(|(k, _)| *k != key);
+    }
+
+    fn open_sessions(&self) -> Vec<Peer<RoleServer>> {
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|c| !c.peer.is_transport_closed());
+        sessions.iter().map(|c| c.peer.clone()).collect()
     }
 
     pub async fn notify_tools_changed(&self) {
-        let peers: Vec<Peer<RoleServer>> = {
-            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers.retain(|p| !p.is_transport_closed());
-            peers.clone()
-        };
+        let sessions = self.open_sessions();
+        let listeners: Vec<(u64, SubscriptionSink)> = lock(&self.listeners).clone();
         tracing::info!(
-            clients = peers.len(),
+            sessions = sessions.len(),
+            subscriptions = listeners.len(),
             "visible tools changed; notifying clients"
         );
-        for p in peers {
-            // Bounded, so one stuck client cannot hold up the others.
-            let sent =
-                tokio::time::timeout(Duration::from_secs(2), p.notify_tool_list_changed()).await;
+        for p in sessions {
+            let sent = tokio::time::timeout(SEND_TIMEOUT, p.notify_tool_list_changed()).await;
             if !matches!(sent, Ok(Ok(()))) {
-                tracing::debug!("could not notify a client of the tool list change");
+                tracing::debug!("could not notify a session of the tool list change");
             }
+        }
+        for (key, sink) in listeners {
+            let sent = tokio::time::timeout(SEND_TIMEOUT, sink.notify_tool_list_changed()).await;
+            match sent {
+                Ok(Ok(())) | Ok(Err(SubscriptionSendError::NotificationNotAccepted(_))) => {}
+                Ok(Err(SubscriptionSendError::SubscriptionClosed)) => self.unlisten(key),
+                _ => tracing::debug!("could not notify a subscription of the tool list change"),
+            }
+        }
+    }
+
+    /// Sends one log event to every session whose level admits it.
+    pub async fn log(&self, record: &Record) {
+        let targets: Vec<Peer<RoleServer>> = {
+            let mut sessions = lock(&self.sessions);
+            sessions.retain(|c| !c.peer.is_transport_closed());
+            sessions
+                .iter()
+                .filter(|c| {
+                    c.session
+                        .log_level()
+                        .is_some_and(|l| mcp_log::wanted(record.level, l))
+                })
+                .map(|c| c.peer.clone())
+                .collect()
+        };
+        for p in targets {
+            let _ = tokio::time::timeout(
+                SEND_TIMEOUT,
+                p.notify_logging_message(record.notification()),
+            )
+            .await;
         }
     }
 }

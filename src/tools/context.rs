@@ -39,6 +39,8 @@ pub struct Shared {
     refreshing: tokio::sync::Mutex<()>,
     /// The connected clients, told when the visible tool set changes.
     pub peers: Peers,
+    /// How often the scopes are re-read (milliseconds; 0 until a refresh loop starts).
+    scope_refresh_ms: std::sync::atomic::AtomicU64,
     /// Tool calls running now, for a graceful shutdown.
     in_flight: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
@@ -78,9 +80,23 @@ impl Shared {
             ready_deadline: Instant::now() + SCOPE_WAIT,
             refreshing: tokio::sync::Mutex::new(()),
             peers: Peers::default(),
+            scope_refresh_ms: std::sync::atomic::AtomicU64::new(0),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
         }
+    }
+
+    pub fn set_scope_refresh_every(&self, every: Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self.scope_refresh_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn scope_refresh_every(&self) -> Duration {
+        Duration::from_millis(
+            self.scope_refresh_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     pub fn begin_call(&self) -> CallGuard<'_> {

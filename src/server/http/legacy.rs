@@ -102,7 +102,7 @@ pub(super) async fn open(State(state): State<Arc<AppState>>) -> Response {
         },
     );
 
-    let server = state.server.clone();
+    let server = state.server.for_session();
     let session_stop = stop.clone();
     tokio::spawn(async move {
         let transport = (out_tx, stream_from(in_rx));

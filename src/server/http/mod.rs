@@ -178,7 +178,7 @@ pub async fn serve(
         .with_cancellation_token(stop.child_token());
     let factory_server = server.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(factory_server.clone()),
+        move || Ok(factory_server.for_session()),
         Arc::new(CountedSessions::new(local)),
         config,
     );
