@@ -241,7 +241,10 @@ impl ServerHandler for LarkMcp {
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
         let key = self.shared.peers.listen(context.sink().clone());
-        context.cancelled().await;
+        tokio::select! {
+            _ = context.cancelled() => {}
+            _ = self.shared.peers.closing() => {}
+        }
         self.shared.peers.unlisten(key);
         Ok(())
     }

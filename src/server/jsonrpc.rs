@@ -161,16 +161,16 @@ fn request(value: &Value, obj: &Map<String, Value>) -> Verdict {
         ));
     }
     let known = KNOWN_REQUESTS.iter().find(|(m, _)| *m == method);
+    // A method this server does not serve is unknown whatever its params: judging them
+    // would tell a 2026-07-28 client "invalid params" for a removed method.
+    if let Some(why) = not_served(method, obj) {
+        return Verdict::Reply(error_response(
+            id,
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("Method not found: {method} ({why})"),
+        ));
+    }
     let invalid_params = |check: Check| {
-        // A method this server does not serve is unknown whatever its params: judging
-        // them would tell a 2026-07-28 client "invalid params" for a removed method.
-        if let Some(why) = not_served(method, obj) {
-            return Verdict::Reply(error_response(
-                id.clone(),
-                ErrorCode::METHOD_NOT_FOUND,
-                format!("Method not found: {method} ({why})"),
-            ));
-        }
         let why = check(&method_and_params(obj)).unwrap_or_else(|| "does not fit".into());
         Verdict::Reply(error_response(
             id.clone(),
@@ -255,7 +255,6 @@ fn meta_revision(obj: &Map<String, Value>) -> Option<&str> {
 }
 
 /// Why this server never answers `method` (for this request's revision), if it does not.
-/// rmcp answers these -32601 itself once their params parse; this covers the rest.
 fn not_served(method: &str, obj: &Map<String, Value>) -> Option<&'static str> {
     #[allow(deprecated)]
     const NEVER: &[(&str, &str)] = &[

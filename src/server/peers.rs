@@ -17,6 +17,7 @@ use super::mcp_log::{self, Record};
 use rmcp::RoleServer;
 use rmcp::model::LoggingLevel;
 use rmcp::service::{Peer, SubscriptionSendError, SubscriptionSink};
+use tokio_util::sync::CancellationToken;
 
 /// How long one client may take to accept a notification: one stuck client must not hold
 /// up the others.
@@ -50,6 +51,9 @@ pub struct Peers {
     /// two stateless clients may well share.
     listeners: Mutex<Vec<(u64, SubscriptionSink)>>,
     next_key: AtomicU64,
+    /// Cancelled at shutdown: subscriptions end with their final result instead of holding
+    /// their stream open through the drain.
+    closing: CancellationToken,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,6 +77,16 @@ impl Peers {
 
     pub fn unlisten(&self, key: u64) {
         lock(&self.listeners).retain(|(k, _)| *k != key);
+    }
+
+    /// Ends every subscription (shutdown).
+    pub fn close_subscriptions(&self) {
+        self.closing.cancel();
+    }
+
+    /// Resolves when subscriptions must end.
+    pub async fn closing(&self) {
+        self.closing.cancelled().await;
     }
 
     fn open_sessions(&self) -> Vec<Peer<RoleServer>> {

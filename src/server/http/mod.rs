@@ -274,6 +274,8 @@ async fn drain_on_signal(
     signal.await;
     draining.cancel();
     tracing::info!("signal received; draining in-flight calls");
+    // A subscription is never done on its own; ended now, its stream is not waited for.
+    state.server.shared().peers.close_subscriptions();
     let settled = async {
         // Requests admitted before the signal first: until their handler has answered, their
         // tool call or owed answer may not be counted yet.
