@@ -2,14 +2,15 @@
 # Usage: scripts/conformance.sh   (needs cargo, python3, and network on the first run)
 # Runs the MCP conformance suite against the sandbox over HTTP, for the 2025-11-25 and
 # 2026-07-28 requirement sets and the pending scenarios of each revision, judged by
-# scripts/conformance/expected-failures.yml. Exits 1 if any run fails.
-# Node, the npm packages, logs and results: target/conformance.
+# scripts/conformance/expected-failures.yml; then MCP Inspector --strict on every tool over
+# stdio. Exits 1 if any run fails. Node, the npm packages, logs and results: target/conformance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 conformance_version=0.2.0-alpha.12
+inspector_version=2.12.0
 cache="target/conformance"
-npm_dir="$cache/npm-conformance-$conformance_version"
+npm_dir="$cache/npm-conformance-$conformance_version-inspector-$inspector_version"
 out="$cache/run"
 baseline="scripts/conformance/expected-failures.yml"
 report="scripts/conformance/report.mjs"
@@ -22,10 +23,12 @@ node_home=$(dirname "$(dirname "$node_bin")")
 export PATH="$node_home/bin:$PATH"
 
 suite="$npm_dir/node_modules/@modelcontextprotocol/conformance"
+inspector="$npm_dir/node_modules/@modelcontextprotocol/inspector"
 installed() { node -p "require('./$1/package.json').version" 2>/dev/null || true; }
-if [ "$(installed "$suite")" != "$conformance_version" ]; then
+if [ "$(installed "$suite")" != "$conformance_version" ] || [ "$(installed "$inspector")" != "$inspector_version" ]; then
   node "$node_home/lib/node_modules/npm/bin/npm-cli.js" install --prefix "$npm_dir" --save-exact \
-    --no-audit --no-fund --silent "@modelcontextprotocol/conformance@$conformance_version"
+    --no-audit --no-fund --silent "@modelcontextprotocol/conformance@$conformance_version" \
+    "@modelcontextprotocol/inspector@$inspector_version"
 fi
 cargo build --quiet
 
@@ -72,4 +75,23 @@ for run in "${runs[@]}"; do
   fi
 done
 
+echo "== inspector --strict"
+lists=()
+insp() { node "$inspector/clients/launcher/build/index.js" --cli "$@" --method tools/list --format json; }
+if ! insp "$bin" "${serve[@]}" --strict >"$out/inspector-stdio.json" 2>"$out/inspector-stdio.err"; then
+  echo "inspector over stdio failed:"; cat "$out/inspector-stdio.err"; failed=1
+fi
+# Deterministic order: two consecutive lists from the HTTP server, then one over 2026-07-28.
+for run in 1-legacy 2-legacy 3-modern; do
+  era=${run#*-}
+  list="$out/inspector-http-$run"
+  if insp "$url" --protocol-era "$era" >"$list.json" 2>"$list.err"; then
+    lists+=("$list.json")
+  else
+    echo "inspector over HTTP ($era) failed:"; cat "$list.err"; failed=1
+  fi
+done
+if [ -s "$out/inspector-stdio.json" ]; then
+  node "$report" tools tools "$out/inspector-stdio.json" "${lists[@]}" || failed=1
+fi
 exit "$failed"
