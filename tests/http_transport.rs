@@ -11,6 +11,7 @@ use common::http::{
     DEMO_APP_ID, DEMO_APP_SECRET, HttpServer, LATEST, LEGACY, LegacySession, McpClient, names,
     serve_command, structured, text,
 };
+use common::im::PERCEPTION_CHAT;
 use common::{PERCEPTION_DEPT, Sbx, ZHANG_WEI, ZHANG_WEI_EMAIL};
 use lark_mcp_server::sandbox::{FaultAction, FaultRule};
 use lark_mcp_server::tools::{self, Needs};
@@ -159,6 +160,57 @@ async fn protocol_2026_07_28_requests_are_served_without_a_session() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(sorted(names(reply.result(8))), default_tools());
     assert_eq!(reply.result(8)["cacheScope"], "public");
+}
+
+/// list_messages' chat_id is annotated `x-mcp-header: Chat-Id` (SEP-2243): a 2026-07-28
+/// call carries it in `Mcp-Param-Chat-Id` too, and a missing or different header is refused
+/// before the tool runs.
+#[tokio::test]
+async fn list_messages_chat_id_must_match_its_mcp_param_header() {
+    let sbx = Sbx::start().await;
+    let srv = start(&sbx, &[]).await;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let call = |id: u64, header: Option<&str>| {
+        let mut c = srv
+            .mcp()
+            .with_header("mcp-protocol-version", "2026-07-28")
+            .with_header("mcp-method", "tools/call")
+            .with_header("mcp-name", "list_messages");
+        if let Some(h) = header {
+            c = c.with_header("mcp-param-chat-id", h);
+        }
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "list_messages",
+            "arguments": {"chat_id": PERCEPTION_CHAT, "page_size": 2},
+            "_meta": meta.clone()}});
+        async move { c.send(c.post(&body)).await }
+    };
+
+    let ok = call(1, Some(PERCEPTION_CHAT)).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert!(
+        structured(ok.result(1))["messages"].is_array(),
+        "{}",
+        ok.text
+    );
+    for (id, header) in [(2, None), (3, Some("oc_someone_else"))] {
+        let refused = call(id, header).await;
+        assert_eq!(refused.status, 400, "{header:?}: {}", refused.text);
+        assert_eq!(
+            refused.response(id)["error"]["code"],
+            -32020,
+            "{}",
+            refused.text
+        );
+    }
+    assert_eq!(
+        sbx.state().count("list_messages"),
+        1,
+        "only the matching call ran"
+    );
 }
 
 #[tokio::test]

@@ -68,6 +68,9 @@ with_paging! {
     "Items per page, 1–50.",
     pub(super) struct ListArgs {
         /// The chat (oc_…); give this or thread_id.
+        // SEP-2243: HTTP clients mirror it into an `Mcp-Param-Chat-Id` header, so a
+        // gateway can route or authorize on the chat without parsing the body.
+        #[schemars(extend("x-mcp-header" = "Chat-Id"))]
         chat_id: Option<String>,
         /// The thread (omt_…); give this or chat_id.
         thread_id: Option<String>,
