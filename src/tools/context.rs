@@ -15,6 +15,7 @@ use super::policy::{Hidden, Policy};
 use super::{ToolDef, catalog};
 use crate::lark::{ErrorKind, GrantedScopes, LarkClient};
 use crate::server::ScopeCheck;
+use crate::server::catalog::ChatDirectory;
 use crate::server::peers::Peers;
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +40,8 @@ pub struct Shared {
     refreshing: tokio::sync::Mutex<()>,
     /// The connected clients, told when the visible tool set changes.
     pub peers: Peers,
+    /// The bot's chats, cached briefly for argument completion.
+    pub chat_directory: ChatDirectory,
     /// Tool calls running now, for a graceful shutdown.
     in_flight: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
@@ -78,6 +81,7 @@ impl Shared {
             ready_deadline: Instant::now() + SCOPE_WAIT,
             refreshing: tokio::sync::Mutex::new(()),
             peers: Peers::default(),
+            chat_directory: ChatDirectory::default(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
         }
