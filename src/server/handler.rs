@@ -11,10 +11,16 @@ use rmcp::model::{
     Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType,
     ServerCapabilities, ServerConfig,
 };
+use rmcp::model::{
+    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ReadResourceRequestParams,
+    ReadResourceResponse,
+};
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{RoleServer, ServerHandler};
 use tokio_util::sync::CancellationToken;
 
+use super::catalog;
 use crate::lark::ErrorKind;
 use crate::tools::policy::Hidden;
 use crate::tools::{Progress, Shared, ToolCtx};
@@ -134,6 +140,9 @@ impl ServerHandler for LarkMcp {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_prompts()
+                .enable_resources()
+                .enable_completions()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -203,5 +212,61 @@ impl ServerHandler for LarkMcp {
             None => tracing::info!("session started"),
         }
         self.shared.peers.add(context.peer);
+    }
+
+    // Prompts, resources and completion live in `super::catalog`; these only delegate.
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let hints = catalog::wants_cache_hints(&context);
+        Ok(catalog::prompts::list(&self.shared, hints).await)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        Ok(catalog::prompts::get(&self.shared, &request).await?.into())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        catalog::completion::complete(&self.shared, &request).await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let hints = catalog::wants_cache_hints(&context);
+        Ok(catalog::resources::list(&self.shared, hints).await)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let hints = catalog::wants_cache_hints(&context);
+        Ok(catalog::resources::list_templates(&self.shared, hints).await)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let hints = catalog::wants_cache_hints(&context);
+        let result =
+            catalog::resources::read(&self.shared, &request.uri, context.ct.clone(), hints).await?;
+        Ok(result.into())
     }
 }
