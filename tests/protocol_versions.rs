@@ -90,6 +90,17 @@ async fn list(c: &mut impl Conn) -> Vec<String> {
     names(&resp["result"])
 }
 
+async fn prompt_names(c: &mut impl Conn) -> Vec<String> {
+    let params = params_for(c, json!({}));
+    let (resp, _) = c.rpc("prompts/list", params).await;
+    resp["result"]["prompts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no prompts in {resp}"))
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// The whole exercise; the same assertions for every transport and revision.
 async fn exercise(c: &mut impl Conn, sbx: &Sbx) {
     // 1. list: the gated tool is hidden until its scope is granted.
@@ -146,6 +157,13 @@ async fn exercise(c: &mut impl Conn, sbx: &Sbx) {
         None
     };
 
+    // Prompts follow their tools: who_is needs lookup_user_by_email.
+    let prompts_before = prompt_names(c).await;
+    assert!(
+        !prompts_before.iter().any(|p| p == "who_is"),
+        "{prompts_before:?}"
+    );
+
     // 4. grant the scope at the sandbox: the change is announced, the tool appears.
     sbx.state().set_scopes(&[USER_ID_SCOPE.into()], &[]);
     let changed = c
@@ -170,8 +188,24 @@ async fn exercise(c: &mut impl Conn, sbx: &Sbx) {
             assert_eq!(log["params"]["level"], "info", "{log}");
         }
     }
+    let prompts_changed = c
+        .unsolicited("prompts/list_changed", |m| {
+            is_method(m, "notifications/prompts/list_changed")
+        })
+        .await;
+    if let Some(id) = &subscription {
+        assert_eq!(
+            &prompts_changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], id,
+            "{prompts_changed}"
+        );
+    }
     let after = list(c).await;
     assert!(after.iter().any(|t| t == GATED_TOOL), "{after:?}");
+    let prompts_after = prompt_names(c).await;
+    assert!(
+        prompts_after.iter().any(|p| p == "who_is"),
+        "{prompts_after:?}"
+    );
 
     // 5. log messages for one request, only when it asks (2026-07-28).
     if c.stateless() {
@@ -341,7 +375,10 @@ impl Conn for StdioConn {
     async fn listen(&mut self) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        let params = params_for(self, json!({"notifications": {"toolsListChanged": true}}));
+        let params = params_for(
+            self,
+            json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true}}),
+        );
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": params}))
             .await;
         let ack = self
@@ -518,7 +555,10 @@ impl Conn for HttpConn {
 
     async fn listen(&mut self) -> Value {
         let id = self.client.next_id();
-        let params = params_for(self, json!({"notifications": {"toolsListChanged": true}}));
+        let params = params_for(
+            self,
+            json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true}}),
+        );
         let body =
             json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": params});
         let resp = self

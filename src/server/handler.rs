@@ -13,12 +13,18 @@ use rmcp::model::{
     Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType,
     ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter, Tool,
 };
+use rmcp::model::{
+    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ReadResourceRequestParams,
+    ReadResourceResponse,
+};
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::ScopeCheck;
+use super::catalog;
 use super::mcp_log;
 use super::peers::Session;
 use crate::lark::ErrorKind;
@@ -187,6 +193,11 @@ impl ServerHandler for LarkMcp {
             .enable_logging()
             .enable_tools()
             .enable_tool_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_resources()
+            .enable_resources_list_changed()
+            .enable_completions()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
@@ -234,8 +245,12 @@ impl ServerHandler for LarkMcp {
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
         // rmcp intersects this with what was requested and what get_info advertises.
+        // Prompts and resource templates follow the visible tools, so all three lists
+        // change together; resource contents are not watched.
         let mut accepted = SubscriptionFilter::new();
         accepted.tools_list_changed = requested.tools_list_changed;
+        accepted.prompts_list_changed = requested.prompts_list_changed;
+        accepted.resources_list_changed = requested.resources_list_changed;
         Some(accepted)
     }
 
@@ -301,5 +316,61 @@ impl ServerHandler for LarkMcp {
             None => tracing::info!("session started"),
         }
         self.shared.peers.add(context.peer, self.session.clone());
+    }
+
+    // Prompts, resources and completion live in `super::catalog`; these only delegate.
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let hints = catalog::wants_cache_hints(&context);
+        Ok(catalog::prompts::list(&self.shared, hints).await)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        Ok(catalog::prompts::get(&self.shared, &request).await?.into())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        catalog::completion::complete(&self.shared, &request).await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let hints = catalog::wants_cache_hints(&context);
+        Ok(catalog::resources::list(&self.shared, hints).await)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let hints = catalog::wants_cache_hints(&context);
+        Ok(catalog::resources::list_templates(&self.shared, hints).await)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let hints = catalog::wants_cache_hints(&context);
+        let result =
+            catalog::resources::read(&self.shared, &request.uri, context.ct.clone(), hints).await?;
+        Ok(result.into())
     }
 }

@@ -1,5 +1,6 @@
 //! The MCP side: one transport-independent handler, served over stdio and HTTP.
 
+pub mod catalog;
 mod handler;
 pub mod http;
 pub mod jsonrpc;

@@ -103,18 +103,38 @@ impl Peers {
             subscriptions = listeners.len(),
             "visible tools changed; notifying clients"
         );
+        // Prompts and resource templates are offered with the tools they use: their lists
+        // change with the tools'.
         for p in sessions {
-            let sent = tokio::time::timeout(SEND_TIMEOUT, p.notify_tool_list_changed()).await;
+            let sent = tokio::time::timeout(SEND_TIMEOUT, async {
+                p.notify_tool_list_changed().await?;
+                p.notify_prompt_list_changed().await?;
+                p.notify_resource_list_changed().await
+            })
+            .await;
             if !matches!(sent, Ok(Ok(()))) {
-                tracing::debug!("could not notify a session of the tool list change");
+                tracing::debug!("could not notify a session of the list changes");
             }
         }
         for (key, sink) in listeners {
-            let sent = tokio::time::timeout(SEND_TIMEOUT, sink.notify_tool_list_changed()).await;
+            let sent = tokio::time::timeout(SEND_TIMEOUT, async {
+                for sent in [
+                    sink.notify_tool_list_changed().await,
+                    sink.notify_prompt_list_changed().await,
+                    sink.notify_resource_list_changed().await,
+                ] {
+                    match sent {
+                        Ok(()) | Err(SubscriptionSendError::NotificationNotAccepted(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            })
+            .await;
             match sent {
-                Ok(Ok(())) | Ok(Err(SubscriptionSendError::NotificationNotAccepted(_))) => {}
+                Ok(Ok(())) => {}
                 Ok(Err(SubscriptionSendError::SubscriptionClosed)) => self.unlisten(key),
-                _ => tracing::debug!("could not notify a subscription of the tool list change"),
+                _ => tracing::debug!("could not notify a subscription of the list changes"),
             }
         }
     }

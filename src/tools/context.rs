@@ -15,6 +15,7 @@ use super::policy::{Hidden, Policy};
 use super::{ToolDef, catalog};
 use crate::lark::{ErrorKind, GrantedScopes, LarkClient};
 use crate::server::ScopeCheck;
+use crate::server::catalog::ChatDirectory;
 use crate::server::peers::Peers;
 
 #[derive(Debug, Clone, Default)]
@@ -41,6 +42,8 @@ pub struct Shared {
     pub peers: Peers,
     /// How often the scopes are re-read (milliseconds; 0 until a refresh loop starts).
     scope_refresh_ms: std::sync::atomic::AtomicU64,
+    /// The bot's chats, cached briefly for argument completion.
+    pub chat_directory: ChatDirectory,
     /// Tool calls running now, for a graceful shutdown.
     in_flight: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
@@ -81,6 +84,7 @@ impl Shared {
             refreshing: tokio::sync::Mutex::new(()),
             peers: Peers::default(),
             scope_refresh_ms: std::sync::atomic::AtomicU64::new(0),
+            chat_directory: ChatDirectory::default(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
         }
