@@ -59,6 +59,13 @@ fn prompt_text(r: &GetPromptResult) -> String {
         .to_string()
 }
 
+#[track_caller]
+fn assert_mentions(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle} in:\n{text}");
+    }
+}
+
 async fn complete_prompt(
     s: &McpServer,
     prompt: &str,
@@ -181,19 +188,20 @@ async fn summarize_chat_tells_the_assistant_to_find_the_chat_and_read_it_with_li
     .expect("prompts/get");
     assert!(r.description.is_some());
     let text = prompt_text(&r);
-    for needle in [
-        "\"Perception standup\"",
-        "search_chats",
-        "list_chats",
-        "list_messages",
-        "since \"7d\"",
-        "Decisions",
-        "Open questions",
-        "Action items",
-        "owner",
-    ] {
-        assert!(text.contains(needle), "{needle} in:\n{text}");
-    }
+    assert_mentions(
+        &text,
+        &[
+            "\"Perception standup\"",
+            "search_chats",
+            "list_chats",
+            "list_messages",
+            "since \"7d\"",
+            "Decisions",
+            "Open questions",
+            "Action items",
+            "owner",
+        ],
+    );
 
     // By id: no lookup step, and the default window.
     let r = wait(get_prompt(
@@ -223,31 +231,33 @@ async fn message_someone_and_who_is_resolve_an_email_and_send_only_after_confirm
     .await
     .expect("prompts/get");
     let text = prompt_text(&r);
-    for needle in [
-        "lookup_user_by_email",
-        ZHANG_WEI_EMAIL,
-        "send_message",
-        "confirm",
-        // The user's text is carried as a JSON string, line break escaped.
-        "\"The demo moved to 3pm.\\nBring the robot.\"",
-    ] {
-        assert!(text.contains(needle), "{needle} in:\n{text}");
-    }
+    assert_mentions(
+        &text,
+        &[
+            "lookup_user_by_email",
+            ZHANG_WEI_EMAIL,
+            "send_message",
+            "confirm",
+            // The user's text is carried as a JSON string, line break escaped.
+            "\"The demo moved to 3pm.\\nBring the robot.\"",
+        ],
+    );
 
     let r = wait(get_prompt(&s, "who_is", json!({"person": ZHANG_WEI_EMAIL})))
         .await
         .expect("prompts/get");
     let text = prompt_text(&r);
-    for needle in [
-        "lookup_user_by_email",
-        "get_user",
-        "department",
-        "job title",
-        "manager",
-        "email",
-    ] {
-        assert!(text.contains(needle), "{needle} in:\n{text}");
-    }
+    assert_mentions(
+        &text,
+        &[
+            "lookup_user_by_email",
+            "get_user",
+            "department",
+            "job title",
+            "manager",
+            "email",
+        ],
+    );
     let r = wait(get_prompt(&s, "who_is", json!({"person": ZHANG_WEI})))
         .await
         .expect("prompts/get");
@@ -610,18 +620,20 @@ async fn stateless(
 #[tokio::test]
 async fn http_2026_07_28_results_carry_cache_hints() {
     let sbx = Sbx::start().await;
-    let srv = HttpServer::start(&sbx.base, &[]).await;
+    let srv = HttpServer::start(&sbx.base, &["--scope-refresh-secs", "42"]).await;
 
+    // The lists change only when the scopes are re-read: they may be kept that long.
     for (id, method) in [
         (1, "prompts/list"),
         (2, "resources/list"),
         (3, "resources/templates/list"),
+        (4, "tools/list"),
     ] {
         let r = stateless(&srv, id, method, None, json!({})).await;
         let result = &r["result"];
         assert_eq!(result["resultType"], "complete", "{method}: {r}");
         assert_eq!(result["cacheScope"], "public", "{method}: {r}");
-        assert_eq!(result["ttlMs"], 60_000, "{method}: {r}");
+        assert_eq!(result["ttlMs"], 42_000, "{method}: {r}");
     }
     let r = stateless(&srv, 1, "prompts/list", None, json!({})).await;
     assert_eq!(

@@ -72,6 +72,28 @@ trait Conn {
     async fn listen(&mut self) -> Value;
 }
 
+/// The acknowledgement of subscription `id`, tagged with it.
+async fn acknowledgement(c: &mut impl Conn, id: u64) -> Value {
+    let ack = c
+        .unsolicited("the subscription acknowledgement", |m| {
+            is_method(m, "notifications/subscriptions/acknowledged")
+        })
+        .await;
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], id,
+        "{ack}"
+    );
+    ack
+}
+
+/// What a subscription asks for: tool and prompt list changes, not resources.
+fn listen_params(c: &impl Conn) -> Value {
+    params_for(
+        c,
+        json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true}}),
+    )
+}
+
 /// Adds `_meta` for stateless connections; keeps any `_meta` already there.
 fn params_for(c: &impl Conn, mut params: Value) -> Value {
     if c.stateless() {
@@ -375,22 +397,10 @@ impl Conn for StdioConn {
     async fn listen(&mut self) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        let params = params_for(
-            self,
-            json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true}}),
-        );
+        let params = listen_params(self);
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": params}))
             .await;
-        let ack = self
-            .unsolicited("the subscription acknowledgement", |m| {
-                is_method(m, "notifications/subscriptions/acknowledged")
-            })
-            .await;
-        assert_eq!(
-            ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], id,
-            "{ack}"
-        );
-        ack
+        acknowledgement(self, id).await
     }
 }
 
@@ -427,10 +437,20 @@ async fn stdio_2026_07_28_stateless() {
             .is_some_and(|v| v.iter().any(|x| x == STATELESS)),
         "{resp}"
     );
+    // Exactly what it does: no resource subscriptions, no tasks, no skills.
     assert_eq!(
-        result["capabilities"]["tools"]["listChanged"], true,
+        result["capabilities"],
+        json!({
+            "logging": {},
+            "completions": {},
+            "prompts": {"listChanged": true},
+            "resources": {"listChanged": true},
+            "tools": {"listChanged": true}
+        }),
         "{resp}"
     );
+    assert_eq!(result["cacheScope"], "public", "{resp}");
+    assert!(result["ttlMs"].as_u64().is_some_and(|t| t > 0), "{resp}");
     exercise(&mut c, &sbx).await;
 }
 
@@ -555,10 +575,7 @@ impl Conn for HttpConn {
 
     async fn listen(&mut self) -> Value {
         let id = self.client.next_id();
-        let params = params_for(
-            self,
-            json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true}}),
-        );
+        let params = listen_params(self);
         let body =
             json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": params});
         let resp = self
@@ -569,16 +586,7 @@ impl Conn for HttpConn {
         assert_eq!(resp.status().as_u16(), 200, "subscriptions/listen");
         assert!(resp.headers().get("mcp-session-id").is_none());
         self.stream = Some(SseStream::new(resp));
-        let ack = self
-            .unsolicited("the subscription acknowledgement", |m| {
-                is_method(m, "notifications/subscriptions/acknowledged")
-            })
-            .await;
-        assert_eq!(
-            ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], id,
-            "{ack}"
-        );
-        ack
+        acknowledgement(self, id).await
     }
 }
 

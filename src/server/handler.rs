@@ -9,9 +9,10 @@ use futures::FutureExt;
 // SetLevelRequestParams: MCP logging is deprecated (SEP-2577), still used by sessions.
 #[allow(deprecated)]
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
-    Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType,
-    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter, Tool,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+    DiscoverResult, ErrorData, Implementation, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ResultType, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    SubscriptionFilter, Tool,
 };
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
@@ -23,7 +24,6 @@ use rmcp::{RoleServer, ServerHandler};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::ScopeCheck;
 use super::catalog;
 use super::mcp_log;
 use super::peers::Session;
@@ -33,9 +33,9 @@ use crate::tools::{Progress, Shared, ToolCtx};
 
 pub const INSTRUCTIONS: &str = "Lark/Feishu directory and messaging, acting as the app's bot. People are identified by open_id (ou_…): resolve an email with lookup_user_by_email before messaging or fetching someone. send_message takes an email, open_id or chat_id (oc_…) and one content form (text, markdown, card, …); list_messages reads a chat's history with since/until like 24h or 7d. Departments use open_department_id (od-…), \"0\" is the root. If a tool fails on permissions or seems missing, get_app_status says which Lark scope the app lacks.";
 
-/// How long a client may cache tools/list when nothing re-reads the scopes: the list then
-/// changes only with a restart.
-const FIXED_TOOLS_TTL: Duration = Duration::from_secs(3600);
+/// How long a client may cache server/discover: what the server is and does changes only
+/// with a restart.
+const DISCOVER_TTL_MS: u64 = 3_600_000;
 
 #[derive(Clone)]
 pub struct LarkMcp {
@@ -75,15 +75,6 @@ impl LarkMcp {
                 }
             }
         });
-    }
-
-    /// How long clients may cache tools/list: the list changes only when the scopes are
-    /// re-read (and subscribers hear of it at once).
-    fn tools_ttl(&self) -> Duration {
-        match self.shared.scope_check {
-            ScopeCheck::Off => FIXED_TOOLS_TTL,
-            _ => self.shared.scope_refresh_every(),
-        }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -224,7 +215,7 @@ impl ServerHandler for LarkMcp {
             .protocol_version()
             .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
         // Every caller sees the same list (one app identity), so shared caches may keep it.
-        let ttl_ms = u64::try_from(self.tools_ttl().as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = self.shared.lists_ttl_ms();
         Ok(ListToolsResult {
             result_type: Some(ResultType::COMPLETE),
             tools,
@@ -233,6 +224,21 @@ impl ServerHandler for LarkMcp {
             ttl_ms: hints.then_some(ttl_ms),
             cache_scope: hints.then_some(CacheScope::Public),
         })
+    }
+
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        let mut result = DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        );
+        // What the server is and does is fixed for the life of the process, the same for
+        // every caller.
+        result.ttl_ms = DISCOVER_TTL_MS;
+        result.cache_scope = CacheScope::Public;
+        Ok(result)
     }
 
     /// For rmcp's `Mcp-Param-*` header checks (SEP-2243) on 2026-07-28 HTTP requests.
@@ -272,6 +278,7 @@ impl ServerHandler for LarkMcp {
     ) -> Result<(), ErrorData> {
         tracing::debug!(level = ?request.level, "client set its log level");
         self.session.set_log_level(request.level);
+        mcp_log::session_asked();
         Ok(())
     }
 

@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rmcp::RoleServer;
 use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
@@ -50,6 +51,14 @@ impl Record {
 
 static SERVER_WIDE: LazyLock<broadcast::Sender<Record>> =
     LazyLock::new(|| broadcast::channel(QUEUE).0);
+
+/// Whether any session ever set a level: until one does, events are not even formatted.
+static SESSIONS_ASKED: AtomicBool = AtomicBool::new(false);
+
+/// A session set its level (`logging/setLevel`).
+pub fn session_asked() {
+    SESSIONS_ASKED.store(true, Ordering::Relaxed);
+}
 
 tokio::task_local! {
     static REQUEST: RequestLog;
@@ -141,7 +150,9 @@ impl<S: Subscriber> Layer<S> for Forward {
         };
         let request = REQUEST.try_with(|r| r.clone()).ok();
         let for_request = request.as_ref().filter(|r| wanted(level, r.level));
-        if for_request.is_none() && SERVER_WIDE.receiver_count() == 0 {
+        let for_sessions =
+            SESSIONS_ASKED.load(Ordering::Relaxed) && SERVER_WIDE.receiver_count() > 0;
+        if for_request.is_none() && !for_sessions {
             return;
         }
         let mut text = Text::default();
@@ -154,7 +165,9 @@ impl<S: Subscriber> Layer<S> for Forward {
         if let Some(r) = for_request {
             let _ = r.tx.try_send(record.clone());
         }
-        let _ = SERVER_WIDE.send(record);
+        if for_sessions {
+            let _ = SERVER_WIDE.send(record);
+        }
     }
 }
 

@@ -96,11 +96,18 @@ impl Shared {
             .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub fn scope_refresh_every(&self) -> Duration {
-        Duration::from_millis(
-            self.scope_refresh_ms
+    /// How long clients may cache the tool, prompt and resource lists: they change only
+    /// when the scopes are re-read (and subscribers hear of it at once); never, when
+    /// nothing re-reads them.
+    pub fn lists_ttl_ms(&self) -> u64 {
+        /// Without re-reads the lists change only with a restart.
+        const FIXED_MS: u64 = 3_600_000;
+        match self.scope_check {
+            ScopeCheck::Off => FIXED_MS,
+            _ => self
+                .scope_refresh_ms
                 .load(std::sync::atomic::Ordering::Relaxed),
-        )
+        }
     }
 
     pub fn begin_call(&self) -> CallGuard<'_> {

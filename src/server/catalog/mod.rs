@@ -18,11 +18,6 @@ pub use chat_directory::ChatDirectory;
 
 use crate::tools::Shared;
 
-/// How long a client may reuse prompts/list, resources/list and resources/templates/list
-/// (SEP-2549). They change only when the app's granted scopes do, and no list_changed is
-/// sent for them, so a minute keeps a newly granted scope from going unseen for long.
-pub const LIST_TTL_MS: u64 = 60_000;
-
 /// Whether the request speaks 2026-07-28 or later, whose results carry cache hints.
 pub fn wants_cache_hints(context: &RequestContext<RoleServer>) -> bool {
     context

@@ -15,7 +15,7 @@ use rmcp::model::{
 };
 use serde_json::{Value, json};
 
-use super::{LIST_TTL_MS, invalid_params, visible_tool_names};
+use super::{invalid_params, visible_tool_names};
 use crate::tools::Shared;
 
 /// The spans offered for `since`, and completed by prefix.
@@ -212,7 +212,7 @@ pub async fn list(shared: &Shared, hints: bool) -> ListPromptsResult {
     let mut result = ListPromptsResult::with_all_items(prompts);
     if hints {
         result = result
-            .with_ttl_ms(LIST_TTL_MS)
+            .with_ttl_ms(shared.lists_ttl_ms())
             .with_cache_scope(CacheScope::Public);
     }
     result

@@ -22,7 +22,7 @@ use rmcp::model::{
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{LIST_TTL_MS, invalid_params, visible_tool_names};
+use super::{invalid_params, visible_tool_names};
 use crate::lark::ErrorKind;
 use crate::tools::{Progress, Shared, ToolCtx, ToolError};
 
@@ -162,7 +162,7 @@ pub async fn list(shared: &Shared, hints: bool) -> ListResourcesResult {
     let mut result = ListResourcesResult::with_all_items(resources(&visible));
     if hints {
         result = result
-            .with_ttl_ms(LIST_TTL_MS)
+            .with_ttl_ms(shared.lists_ttl_ms())
             .with_cache_scope(CacheScope::Public);
     }
     result
@@ -173,7 +173,7 @@ pub async fn list_templates(shared: &Shared, hints: bool) -> ListResourceTemplat
     let mut result = ListResourceTemplatesResult::with_all_items(templates(&visible));
     if hints {
         result = result
-            .with_ttl_ms(LIST_TTL_MS)
+            .with_ttl_ms(shared.lists_ttl_ms())
             .with_cache_scope(CacheScope::Public);
     }
     result
