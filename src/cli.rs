@@ -32,6 +32,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Run one tool from the shell and print its result.
     Call(CallArgs),
+    /// Register a Lark app in one step (scan a QR code, confirm) with exactly the scopes the
+    /// chosen tools need, and store its credentials under a profile.
+    Init(InitArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -229,10 +232,14 @@ pub struct LarkArgs {
     #[arg(long, env = "LARK_APP_SECRET", hide_env_values = true)]
     #[arg(value_parser = secret)]
     pub app_secret: Option<SecretString>,
-    /// feishu (open.feishu.cn), lark or larksuite (open.larksuite.com), or a base URL such as
-    /// https://open.feishu.cn.
-    #[arg(long, env = "LARK_DOMAIN", default_value = "feishu")]
-    pub domain: String,
+    /// feishu (open.feishu.cn, the default), lark or larksuite (open.larksuite.com), or a base
+    /// URL such as https://open.feishu.cn.
+    #[arg(long, env = "LARK_DOMAIN")]
+    pub domain: Option<String>,
+    /// The stored credentials to use when no --app-id/--app-secret (or LARK_APP_*) are given
+    /// (see `init`; default: the profile named "default", if stored).
+    #[arg(long, env = "LARK_MCP_PROFILE")]
+    pub profile: Option<String>,
     /// Seconds allowed to open a connection.
     #[arg(long, env = "LARK_CONNECT_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120))]
     pub connect_timeout: u64,
@@ -250,16 +257,31 @@ pub struct LarkArgs {
 }
 
 impl LarkArgs {
-    /// The client configuration; `base_url` and credentials override the flags (sandbox).
-    pub fn config(&self, sandbox: Option<(&str, &str, &str)>) -> Result<LarkConfig, LarkError> {
-        let mut cfg = match sandbox {
-            Some((app_id, secret, base)) => {
+    /// Whether credentials must come from a stored profile: none given by flag or env.
+    pub fn wants_profile(&self) -> bool {
+        !self.sandbox && self.app_id.is_none() && self.app_secret.is_none()
+    }
+
+    /// The client configuration. Credentials: the sandbox's, else the flags/env, else
+    /// `profile`; the domain: --domain/LARK_DOMAIN, else the profile's, else Feishu.
+    pub fn config(
+        &self,
+        sandbox: Option<(&str, &str, &str)>,
+        profile: Option<&crate::profile::Profile>,
+    ) -> Result<LarkConfig, LarkError> {
+        let mut cfg = match (sandbox, profile) {
+            (Some((app_id, secret, base)), _) => {
                 LarkConfig::new(Some(app_id), Some(secret), Some(base))?
             }
-            None => LarkConfig::new(
+            (None, Some(p)) if self.wants_profile() => LarkConfig::new(
+                Some(&p.app_id),
+                Some(p.app_secret.expose_secret()),
+                Some(self.domain.as_deref().unwrap_or(&p.domain)),
+            )?,
+            (None, _) => LarkConfig::new(
                 self.app_id.as_deref(),
                 self.app_secret.as_ref().map(|s| s.expose_secret()),
-                Some(&self.domain),
+                self.domain.as_deref(),
             )?,
         };
         cfg.connect_timeout = Duration::from_secs(self.connect_timeout);
@@ -326,4 +348,47 @@ mod tests {
         assert!(shown.contains("cli_a1"), "{shown}");
         assert!(!shown.contains("topsecret"), "{shown}");
     }
+}
+
+/// `init`: what to register.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Toolsets whose tools the app is for (comma-separated; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub toolsets: Option<Vec<String>>,
+    /// Single tools to add beyond the toolsets (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub tools: Vec<String>,
+    /// Tools to leave out (comma-separated).
+    #[arg(long = "exclude-tools", value_delimiter = ',')]
+    pub exclude_tools: Vec<String>,
+    /// Only the read-only tools: no scope that writes is requested.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Also request the same scopes for user tokens (acting as yourself).
+    #[arg(long)]
+    pub user: bool,
+    /// Also subscribe the app to incoming messages (im.message.receive_v1).
+    #[arg(long)]
+    pub events: bool,
+    /// Add the scopes to this existing app (cli_…) instead of creating one; the platform
+    /// only ever adds.
+    #[arg(long)]
+    pub app_id: Option<String>,
+    /// The app's name; {user} becomes your name.
+    #[arg(long, default_value = "Lark MCP for {user}")]
+    pub name: String,
+    /// Store the credentials under this profile name.
+    #[arg(long, env = "LARK_MCP_PROFILE", default_value = crate::profile::DEFAULT)]
+    pub profile: String,
+    /// Print the link and QR code but do not open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// feishu (the default; a Lark tenant is detected when you confirm), lark, or the base URL
+    /// of a Lark emulator such as the sandbox.
+    #[arg(long, env = "LARK_DOMAIN", default_value = "feishu")]
+    pub domain: String,
+    /// Try it against the built-in sandbox: it confirms by itself and nothing is stored.
+    #[arg(long)]
+    pub sandbox: bool,
 }

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod lark;
 pub mod mentions;
+pub mod profile;
 pub mod sandbox;
 pub mod server;
 pub mod tools;

@@ -4,6 +4,7 @@ use std::time::Duration;
 use lark_mcp_server::cli::{self, Command, LarkArgs, PolicyArgs, SeedArgs};
 use lark_mcp_server::commands;
 use lark_mcp_server::lark::LarkClient;
+use lark_mcp_server::profile;
 use lark_mcp_server::sandbox::{Options, Sandbox, Seed};
 use lark_mcp_server::server::ScopeCheck;
 use lark_mcp_server::server::{LarkMcp, http, stdio};
@@ -78,17 +79,53 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
         let sandbox = start_sandbox(seed, Options::default(), 0).await;
         tracing::info!("built-in sandbox at {}", sandbox.base_url());
         let cfg = lark
-            .config(Some((&app_id, &secret, &sandbox.base_url())))
+            .config(Some((&app_id, &secret, &sandbox.base_url())), None)
             .unwrap_or_else(|e| fail(2, &e.msg));
         (cfg, Some(sandbox))
     } else {
-        (lark.config(None).unwrap_or_else(|e| fail(2, &e.msg)), None)
+        let profile = stored_profile(lark).await;
+        let cfg = lark
+            .config(None, profile.as_ref())
+            .unwrap_or_else(|e| fail(2, &missing_credentials_hint(e.msg)));
+        (cfg, None)
     };
     let client = LarkClient::new(cfg).unwrap_or_else(|e| fail(2, &e.msg));
     (
         Arc::new(Shared::new(client, rules, policy.scope_check)),
         sandbox,
     )
+}
+
+/// The profile to read credentials from when none are given: `--profile` (which must
+/// exist), else "default" if `init` stored one.
+async fn stored_profile(lark: &LarkArgs) -> Option<profile::Profile> {
+    if !lark.wants_profile() {
+        return None;
+    }
+    let name = lark.profile.as_deref().unwrap_or(profile::DEFAULT);
+    match profile::load(name).await {
+        Ok(Some(p)) => {
+            tracing::info!("using the credentials of profile `{name}` ({})", p.app_id);
+            Some(p)
+        }
+        Ok(None) if lark.profile.is_some() => fail(
+            2,
+            &format!(
+                "no profile `{name}`: run `lark-mcp-server init --profile {name}` to create it"
+            ),
+        ),
+        Ok(None) => None,
+        Err(e) => fail(2, &e),
+    }
+}
+
+/// Missing credentials: say that `init` makes them.
+fn missing_credentials_hint(msg: String) -> String {
+    if msg.starts_with("missing app") {
+        format!("{msg}, or run `lark-mcp-server init` once to register an app and store it")
+    } else {
+        msg
+    }
 }
 
 /// `--scope-check strict`: the scopes must be readable before anything is served.
@@ -153,6 +190,10 @@ async fn main() {
             // arrives, and the runtime waits for it on shutdown: after SIGTERM/SIGINT the
             // process would hang until the client wrote again. Leave without waiting.
             std::process::exit(0);
+        }
+        Command::Init(args) => {
+            let code = commands::init::run(args).await;
+            std::process::exit(code);
         }
         Command::Tools(args) => {
             let policy = args.policy.policy().unwrap_or_else(|e| fail(2, &e));

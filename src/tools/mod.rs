@@ -12,6 +12,7 @@ pub mod output;
 pub mod paging;
 pub mod policy;
 pub mod schema;
+pub mod scope_plan;
 pub mod status;
 pub mod toolsets;
 pub mod when;

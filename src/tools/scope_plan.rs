@@ -1,0 +1,82 @@
+//! The scopes to ask for when registering an app for a set of tools: the fewest that let
+//! every chosen tool work, preferring read-only and narrow ones, plus what the server needs
+//! to see its own grants.
+
+use std::collections::BTreeSet;
+
+use super::ToolMeta;
+use crate::lark::scope_sets::APP_INFO;
+
+/// For each tool, any one of its scopes lets it work: choose scopes greedily, each time the
+/// one that serves the most tools still unserved; ties go to a read-only scope, then to the
+/// longer (narrower) name, then to the name, so the plan is deterministic.
+pub fn plan(tools: &[&ToolMeta]) -> Vec<&'static str> {
+    let mut unserved: Vec<&[&'static str]> = tools
+        .iter()
+        .map(|t| t.scopes)
+        .filter(|s| !s.is_empty())
+        .collect();
+    // The scope check reads the app's own grants (application/v6/applications/me).
+    unserved.push(APP_INFO);
+    let mut chosen = BTreeSet::new();
+    while !unserved.is_empty() {
+        let candidates: BTreeSet<&'static str> =
+            unserved.iter().flat_map(|s| s.iter().copied()).collect();
+        let Some(best) = candidates.into_iter().max_by_key(|c| {
+            (
+                unserved.iter().filter(|s| s.contains(c)).count(),
+                c.ends_with(":readonly"),
+                c.len(),
+                std::cmp::Reverse(*c),
+            )
+        }) else {
+            break;
+        };
+        chosen.insert(best);
+        unserved.retain(|s| !s.contains(&best));
+    }
+    chosen.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::catalog;
+
+    fn metas(pred: impl Fn(&ToolMeta) -> bool) -> Vec<&'static ToolMeta> {
+        catalog()
+            .iter()
+            .map(|d| &d.meta)
+            .filter(|m| pred(m))
+            .collect()
+    }
+
+    #[test]
+    fn every_tool_is_served_by_the_plan() {
+        let all = metas(|_| true);
+        let plan = plan(&all);
+        for m in &all {
+            assert!(
+                m.scopes.is_empty() || m.scopes.iter().any(|s| plan.contains(s)),
+                "{} not served by {plan:?}",
+                m.name
+            );
+        }
+        assert!(
+            plan.contains(&"application:application:self_manage"),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn read_only_tools_get_no_write_scope() {
+        let ro = metas(|m| m.read_only);
+        let plan = plan(&ro);
+        for s in &plan {
+            assert!(
+                !s.contains("send") && !s.contains("write") && *s != "im:message",
+                "{s} in a read-only plan {plan:?}"
+            );
+        }
+    }
+}
