@@ -32,6 +32,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run one tool from the shell and print its result.
     Call(CallArgs),
+    /// Add this server to an MCP client's configuration (Claude Desktop, Cursor, VS Code, Claude Code).
+    InstallClient(InstallClientArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -325,5 +327,55 @@ mod tests {
         let shown = format!("{cli:?}");
         assert!(shown.contains("cli_a1"), "{shown}");
         assert!(!shown.contains("topsecret"), "{shown}");
+    }
+}
+
+/// `install-client`: the entry written runs this binary with `serve` and these flags; no
+/// credentials. No `env` fallbacks here, so the installer's own environment never leaks in.
+#[derive(Debug, clap::Args)]
+pub struct InstallClientArgs {
+    /// The MCP client whose user configuration to edit.
+    #[arg(value_enum)]
+    pub client: crate::commands::install_client::Client,
+    /// Credential profile the server uses (written as `serve --profile NAME`; without it the
+    /// server uses the default profile).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Written as `serve --read-only`.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Written as `serve --toolsets …` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub toolsets: Option<Vec<String>>,
+    /// Written as `serve --tools …` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub tools: Vec<String>,
+    /// Written as `serve --exclude-tools …` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_tools: Vec<String>,
+    /// The configuration file to edit instead of the client's usual one.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The server's name in the client's configuration.
+    #[arg(long, default_value = "lark")]
+    pub name: String,
+    /// Print the entry and the file it would go in, without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl InstallClientArgs {
+    pub fn request(&self) -> crate::commands::install_client::Request {
+        crate::commands::install_client::Request {
+            client: self.client,
+            name: self.name.clone(),
+            profile: self.profile.clone(),
+            read_only: self.read_only,
+            toolsets: self.toolsets.clone(),
+            tools: self.tools.clone(),
+            exclude_tools: self.exclude_tools.clone(),
+            config: self.config.clone(),
+            dry_run: self.dry_run,
+        }
     }
 }

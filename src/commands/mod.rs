@@ -1,4 +1,5 @@
 //! Subcommands other than `sandbox`: each returns its text; `main` prints it.
 
 pub mod check;
+pub mod install_client;
 pub mod tool_table;
