@@ -35,6 +35,8 @@ pub enum Command {
     /// Register a Lark app in one step (scan a QR code, confirm) with exactly the scopes the
     /// chosen tools need, and store its credentials under a profile.
     Init(InitArgs),
+    /// Add this server to an MCP client's configuration (Claude Desktop, Cursor, VS Code, Claude Code).
+    InstallClient(InstallClientArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -391,4 +393,54 @@ pub struct InitArgs {
     /// Try it against the built-in sandbox: it confirms by itself and nothing is stored.
     #[arg(long)]
     pub sandbox: bool,
+}
+
+/// `install-client`: the entry written runs this binary with `serve` and these flags; no
+/// credentials. No `env` fallbacks here, so the installer's own environment never leaks in.
+#[derive(Debug, clap::Args)]
+pub struct InstallClientArgs {
+    /// The MCP client whose user configuration to edit.
+    #[arg(value_enum)]
+    pub client: crate::commands::install_client::Client,
+    /// Credential profile the server uses (written as `serve --profile NAME`; without it the
+    /// server uses the default profile).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Written as `serve --read-only`.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Written as `serve --toolsets …` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub toolsets: Option<Vec<String>>,
+    /// Written as `serve --tools …` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub tools: Vec<String>,
+    /// Written as `serve --exclude-tools …` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_tools: Vec<String>,
+    /// The configuration file to edit instead of the client's usual one.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The server's name in the client's configuration.
+    #[arg(long, default_value = "lark")]
+    pub name: String,
+    /// Print the entry and the file it would go in, without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl InstallClientArgs {
+    pub fn request(&self) -> crate::commands::install_client::Request {
+        crate::commands::install_client::Request {
+            client: self.client,
+            name: self.name.clone(),
+            profile: self.profile.clone(),
+            read_only: self.read_only,
+            toolsets: self.toolsets.clone(),
+            tools: self.tools.clone(),
+            exclude_tools: self.exclude_tools.clone(),
+            config: self.config.clone(),
+            dry_run: self.dry_run,
+        }
+    }
 }

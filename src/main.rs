@@ -236,6 +236,10 @@ async fn main() {
                 }
             }
         }
+        Command::InstallClient(args) => match commands::install_client::run(&args.request()) {
+            Ok(text) => emit(&text),
+            Err(e) => fail(e.code, &e.msg),
+        },
     }
 }
 

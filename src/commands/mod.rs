@@ -2,4 +2,5 @@
 
 pub mod check;
 pub mod init;
+pub mod install_client;
 pub mod tool_table;
