@@ -2,9 +2,13 @@
 
 Usage: sdk_check.py BASE_URL. Run by scripts/sdk_check.sh, which starts the sandbox.
 Every call must succeed (code 0) and carry a log id; the download must keep its name.
+One-click registration (`lark_oapi.register_app`) must complete against the sandbox's
+accounts endpoints for a Feishu and a Lark tenant, and its credentials must work.
 """
 
+import json
 import sys
+import urllib.request
 import uuid
 
 import lark_oapi as lark
@@ -198,11 +202,112 @@ def main(base_url):
     else:
         print(f"sdk im chat get (error): ok (code {r.code})")
 
+    for brand in ("feishu", "lark"):
+        check_registration(base_url, brand)
+
     if failures:
         print(f"sdk: {len(failures)} FAILED")
         return 1
     print("sdk: all ok")
     return 0
+
+
+def control(base_url, method, path, body=None):
+    """The sandbox's control path (`/_sandbox/...`): plain JSON."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        base_url + "/_sandbox" + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"null")
+
+
+def check_registration(base_url, brand):
+    """`register_app` with the accounts hosts at BASE_URL (Feishu) and BASE_URL/lark (Lark):
+    the QR callback "scans" the verification URL (the page records the requested scopes),
+    the sandbox approves on the second poll, and the returned credentials work."""
+    from lark_oapi.scene.registration import register_app
+
+    name = f"register_app ({brand})"
+    control(base_url, "PATCH", "/options", {
+        "registration_brand": brand,
+        "registration_outcome": "approve",
+        "registration_approve_after_polls": 2,
+        "registration_slow_down_polls": 0,
+    })
+    scanned = []
+    statuses = []
+
+    def on_qr_code(info):
+        with urllib.request.urlopen(info["url"]) as r:
+            scanned.append(r.read().decode("utf-8"))
+
+    problems = []
+    try:
+        result = register_app(
+            on_qr_code,
+            on_status_change=lambda s: statuses.append(s["status"]),
+            source="sdk-check",
+            domain=base_url,
+            lark_domain=base_url + "/lark",
+            app_preset={"name": "{user}'s sdk check", "desc": "lark-mcp-server sdk_check"},
+            addons={"scopes": {"tenant": ["contact:contact.base:readonly"]}},
+        )
+    except Exception as e:  # the SDK's RegisterAppError family and transport errors
+        failures.append(name)
+        print(f"sdk {name}: FAILED: {type(e).__name__}: {e}")
+        return
+    finally:
+        control(base_url, "PATCH", "/options", {"registration_brand": "feishu"})
+    app_id = result.get("client_id", "")
+    secret = result.get("client_secret", "")
+    if not app_id.startswith("cli_") or not secret:
+        problems.append(f"credentials missing: {result.get('client_id')!r}")
+    if (result.get("user_info") or {}).get("tenant_brand") != brand:
+        problems.append(f"user_info {result.get('user_info')}")
+    if brand == "lark" and "domain_switched" not in statuses:
+        problems.append(f"no domain switch: {statuses}")
+    if not scanned or "contact:contact.base:readonly" not in scanned[0]:
+        problems.append("the verification page did not show the requested scope")
+    apps = {a["app_id"]: a for a in control(base_url, "GET", "/apps")}
+    scopes = [s["scope"] for s in apps.get(app_id, {}).get("scopes", [])]
+    if scopes != ["contact:contact.base:readonly"]:
+        problems.append(f"granted scopes {scopes}")
+    if problems:
+        failures.append(name)
+        print(f"sdk {name}: FAILED: {'; '.join(problems)}")
+    else:
+        print(f"sdk {name}: ok ({app_id})")
+
+    # The new credentials get a tenant_access_token…
+    req = urllib.request.Request(
+        base_url + "/open-apis/auth/v3/tenant_access_token/internal",
+        data=json.dumps({"app_id": app_id, "app_secret": secret}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    with urllib.request.urlopen(req) as r:
+        answer = json.loads(r.read())
+    token = answer.get("tenant_access_token", "")
+    if answer.get("code") != 0 or not token.startswith("t-"):
+        failures.append(f"{name} tenant_access_token")
+        print(f"sdk {name} tenant_access_token: FAILED: code {answer.get('code')}")
+    else:
+        print(f"sdk {name} tenant_access_token: ok")
+    # …and, through the SDK's own token handling, a call their granted scope allows.
+    client = (
+        lark.Client.builder()
+        .app_id(app_id)
+        .app_secret(secret)
+        .domain(base_url)
+        .log_level(lark.LogLevel.ERROR)
+        .build()
+    )
+    r = client.contact.v3.user.get(GetUserRequest.builder().user_id(ZHANG_WEI).build())
+    check(f"{name} contact get user", r, r.success() and r.data.user.open_id == ZHANG_WEI)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The sandbox through Lark's official Python SDK (lark-oapi, pinned) as the client:
-# contact and im calls, log ids, booleans as True/False, download file names.
+# contact and im calls, log ids, booleans as True/False, download file names, and
+# one-click registration (register_app) for a Feishu and a Lark tenant.
 # The venv is cached under target/sdk-venv; reruns only start the sandbox and the check.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -34,6 +34,8 @@ pub fn router(state: Arc<SandboxState>) -> Router {
         .route("/scopes", put(set_scopes).get(scopes))
         .route("/messages", get(messages))
         .route("/chats", get(chats))
+        .route("/apps", get(apps))
+        .route("/registrations", get(registrations))
         .with_state(state)
 }
 
@@ -172,4 +174,14 @@ async fn messages(State(s): S, Query(f): Query<ChatFilter>) -> Json<Value> {
 
 async fn chats(State(s): S) -> Json<Value> {
     Json(json!(s.chats()))
+}
+
+/// Apps created by one-click registration (secrets left out).
+async fn apps(State(s): S) -> Json<Value> {
+    Json(json!(s.registered_apps()))
+}
+
+/// One-click registrations: requested name and addons, polls, state (device codes left out).
+async fn registrations(State(s): S) -> Json<Value> {
+    Json(json!(s.registrations()))
 }

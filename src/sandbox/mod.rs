@@ -10,13 +10,14 @@ pub mod envelope;
 pub mod faults;
 pub mod options;
 pub mod pipeline;
+pub mod registration;
 pub mod scopes;
 pub mod seed;
 pub mod world;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use axum::Router;
 use axum::http::{Method, Uri};
@@ -27,8 +28,9 @@ use tokio::sync::oneshot;
 
 pub use faults::{FaultAction, FaultRule, Phase};
 pub use options::Options;
+pub use registration::{Registration, RegistrationState};
 pub use seed::Seed;
-pub use world::{Chat, Message, Reaction, RecordedRequest};
+pub use world::{Chat, Message, Reaction, RecordedRequest, RegisteredApp};
 
 use envelope::{ApiError, codes, new_log_id, render_error};
 use world::{Recorder, World, now_ms};
@@ -41,6 +43,8 @@ pub struct SandboxState {
     pub recorder: Mutex<Recorder>,
     /// Endpoint → call times within the last second, for `qps_limit_per_endpoint`.
     endpoint_windows: Mutex<HashMap<&'static str, VecDeque<u64>>>,
+    /// `http://HOST:PORT` once [`Sandbox::start`] has bound: the base of the verification URLs.
+    base_url: OnceLock<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -56,7 +60,21 @@ impl SandboxState {
             faults: Mutex::new(Vec::new()),
             recorder: Mutex::new(Recorder::default()),
             endpoint_windows: Mutex::new(HashMap::new()),
+            base_url: OnceLock::new(),
         }
+    }
+
+    /// The sandbox's own base URL (`http://127.0.0.1:PORT`), as [`Sandbox::base_url`].
+    pub fn base_url(&self) -> String {
+        self.base_url
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "http://127.0.0.1".into())
+    }
+
+    /// Sets the base URL verification links point at; only the first call counts.
+    pub fn set_base_url(&self, base: String) {
+        let _ = self.base_url.set(base);
     }
 
     pub fn options(&self) -> Options {
@@ -147,6 +165,31 @@ impl SandboxState {
     pub fn chats(&self) -> Vec<Chat> {
         lock(&self.world).chats.clone()
     }
+
+    /// Apps created through one-click registration, with their scopes.
+    pub fn registered_apps(&self) -> Vec<RegisteredApp> {
+        lock(&self.world).apps.clone()
+    }
+
+    /// The tenant scopes granted to `app_id` (the seed app or a registered one), sorted.
+    pub fn granted_scopes(&self, app_id: &str) -> Vec<String> {
+        let world = lock(&self.world);
+        let mut v: Vec<String> = world
+            .app_scopes(Some(app_id))
+            .iter()
+            .filter(|s| s.granted && s.token_types.iter().any(|t| t == "tenant"))
+            .map(|s| s.scope.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every one-click registration begun, oldest first: requested name, scopes, polls, state.
+    pub fn registrations(&self) -> Vec<Registration> {
+        let mut v: Vec<Registration> = lock(&self.world).registrations.values().cloned().collect();
+        v.sort_by_key(|r| r.created_ms);
+        v
+    }
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -163,6 +206,7 @@ impl Sandbox {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SandboxState::new(seed, options));
+        state.set_base_url(format!("http://{addr}"));
         let app = router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, app, rx));
@@ -270,7 +314,8 @@ pub fn router(state: Arc<SandboxState>) -> Router {
     for (path, route) in by_path {
         app = app.route(path, route.fallback(method_mismatch));
     }
-    app.nest("/_sandbox", control::router(state))
+    app.merge(registration::router(state.clone()))
+        .nest("/_sandbox", control::router(state))
         .fallback(unknown_path)
 }
 

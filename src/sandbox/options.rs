@@ -34,6 +34,52 @@ pub struct Options {
     pub qps_limit_per_endpoint: u32,
     /// Most recorded requests kept for inspection; counters are never trimmed.
     pub record_limit: usize,
+    /// One-click registration (`oauth/v1/app/registration`): the poll on which the
+    /// registration is decided without anyone visiting the page (counted after the
+    /// slow_down polls), so tests and demos need no click. 0: only a click on the
+    /// verification page decides.
+    pub registration_approve_after_polls: u32,
+    /// What that poll decides: `approve`, `deny` (`access_denied`) or `expire` (`expired_token`).
+    pub registration_outcome: RegistrationOutcome,
+    /// The first this many polls of a registration answer `slow_down`.
+    pub registration_slow_down_polls: u32,
+    /// The tenant brand of the user who approves: `feishu`, or `lark`, whose secret only the
+    /// Lark accounts host (`/lark/oauth/v1/app/registration`) returns.
+    pub registration_brand: RegistrationBrand,
+    /// `interval` answered by `begin` (Lark's clients default to 5 s).
+    pub registration_interval_secs: u64,
+    /// `expires_in` answered by `begin`; polls after the deadline answer `expired_token`.
+    pub registration_expires_in_secs: u64,
+    /// Tenant scopes every newly registered app is granted besides those its `addons` request.
+    pub registration_base_scopes: Vec<String>,
+}
+
+/// How an undecided registration ends on its `registration_approve_after_polls`th poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationOutcome {
+    #[default]
+    Approve,
+    Deny,
+    Expire,
+}
+
+/// The approving user's tenant brand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationBrand {
+    #[default]
+    Feishu,
+    Lark,
+}
+
+impl RegistrationBrand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationBrand::Feishu => "feishu",
+            RegistrationBrand::Lark => "lark",
+        }
+    }
 }
 
 impl Default for Options {
@@ -52,6 +98,13 @@ impl Default for Options {
             latency_ms: 0,
             qps_limit_per_endpoint: 0,
             record_limit: 20_000,
+            registration_approve_after_polls: 2,
+            registration_outcome: RegistrationOutcome::Approve,
+            registration_slow_down_polls: 0,
+            registration_brand: RegistrationBrand::Feishu,
+            registration_interval_secs: 1,
+            registration_expires_in_secs: 600,
+            registration_base_scopes: Vec::new(),
         }
     }
 }

@@ -132,13 +132,20 @@ async fn run(state: &SandboxState, ep: &'static Endpoint, req: Incoming) -> Resp
 
         let result = {
             let mut world = state.world.lock().unwrap_or_else(|e| e.into_inner());
+            // Scope checks and handlers answer for the app the token was issued to.
+            world.caller = None;
             let checked = match ep.auth {
                 Auth::None => Ok(()),
-                Auth::Tenant => authorize(&world, &req.headers, options.auth_error_status)
-                    .map(|seq| token_seq = Some(seq))
-                    .and_then(|_| check_scopes(&world, ep, options.scope_error_status)),
+                Auth::Tenant => match authorize(&world, &req.headers, options.auth_error_status) {
+                    Ok((seq, app_id)) => {
+                        token_seq = Some(seq);
+                        world.caller = Some(app_id);
+                        check_scopes(&world, ep, options.scope_error_status)
+                    }
+                    Err(e) => Err(e),
+                },
             };
-            checked.and_then(|_| {
+            let result = checked.and_then(|_| {
                 let mut call = Call {
                     endpoint: ep.name,
                     path: req.params,
@@ -153,7 +160,9 @@ async fn run(state: &SandboxState, ep: &'static Endpoint, req: Incoming) -> Resp
                     now_ms: now_ms(),
                 };
                 (ep.handler)(&mut call, &mut world)
-            })
+            });
+            world.caller = None;
+            result
         };
 
         // Faults that strike after the API applied the request: the client cannot tell
@@ -253,8 +262,8 @@ fn dropped_connection() -> Response {
     resp
 }
 
-/// Checks the bearer token; returns the token's issue number for the log.
-fn authorize(world: &World, headers: &HeaderMap, status: u16) -> Result<u64, ApiError> {
+/// Checks the bearer token; returns the token's issue number for the log and its app.
+fn authorize(world: &World, headers: &HeaderMap, status: u16) -> Result<(u64, String), ApiError> {
     let raw = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -301,7 +310,7 @@ fn authorize(world: &World, headers: &HeaderMap, status: u16) -> Result<u64, Api
     };
     match world.tokens.get(token) {
         Some(t) if t.kind == TokenKind::Tenant && !t.revoked && t.expires_at_ms > now_ms() => {
-            Ok(t.seq)
+            Ok((t.seq, t.app_id.clone()))
         }
         _ => Err(invalid()),
     }
@@ -331,7 +340,7 @@ fn check_scopes(world: &World, ep: &Endpoint, status: u16) -> Result<(), ApiErro
     .with_error(
         "helps",
         json!([{
-            "url": format!("https://open.feishu.cn/app/{}/auth?q={list}&op_from=openapi", world.app.app_id),
+            "url": format!("https://open.feishu.cn/app/{}/auth?q={list}&op_from=openapi", world.caller_app().app_id),
             "description": format!("Learn more about scopes and how to add them: [{list}]"),
         }]),
     ))

@@ -38,6 +38,12 @@ pub fn required(op_name: &str) -> &'static [&'static str] {
     TABLE.get(op_name).map(Vec::as_slice).unwrap_or(UNLISTED)
 }
 
+/// Whether `scope` is a scope the sandbox knows: one some endpoint in the table accepts.
+/// The registration page drops other names, as Lark's page drops unknown items.
+pub fn is_known(scope: &str) -> bool {
+    TABLE.values().any(|any_of| any_of.contains(&scope))
+}
+
 /// Whether the table has a row for `op_name`.
 pub fn is_listed(op_name: &str) -> bool {
     TABLE.contains_key(op_name)

@@ -35,6 +35,9 @@ pub enum TokenKind {
 pub struct TokenRecord {
     /// Issue order, 1-based: what the request log reports instead of the secret value.
     pub seq: u64,
+    /// The app the token was issued to: the seed app or one registered through
+    /// `oauth/v1/app/registration`.
+    pub app_id: String,
     pub kind: TokenKind,
     pub expires_at_ms: u64,
     pub revoked: bool,
@@ -306,6 +309,34 @@ pub struct World {
     pub chat_uuids: HashMap<String, (String, u64)>,
     /// Other per-object rate windows (card updates, pins per message).
     pub op_windows: HashMap<String, VecDeque<u64>>,
+    /// Apps created through one-click registration (`oauth/v1/app/registration`).
+    pub apps: Vec<RegisteredApp>,
+    /// One-click registrations by device_code.
+    pub registrations: BTreeMap<String, super::registration::Registration>,
+    /// The app whose token authorised the call being handled; `None` outside a call
+    /// (control path, tests) means the seed app. Set by the pipeline under the world lock.
+    pub caller: Option<String>,
+}
+
+/// An app created (or last updated) by an approved one-click registration.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegisteredApp {
+    pub app_id: String,
+    #[serde(skip)]
+    pub app_secret: String,
+    pub app_name: String,
+    pub description: String,
+    pub bot_open_id: String,
+    /// Its scopes; all granted (the page grants what it adds).
+    pub scopes: Vec<ScopeSeed>,
+    /// Event subscriptions requested through `addons` (`tenant`/`user` items merged).
+    pub events: Vec<String>,
+    pub callbacks: Vec<String>,
+    /// `feishu` or `lark`: the tenant brand reported to the registering client.
+    pub tenant_brand: String,
+    /// open_id of the user who approved it.
+    pub owner_open_id: String,
+    pub created_ms: u64,
 }
 
 impl World {
@@ -373,6 +404,9 @@ impl World {
             resources,
             chat_uuids: HashMap::new(),
             op_windows: HashMap::new(),
+            apps: Vec::new(),
+            registrations: BTreeMap::new(),
+            caller: None,
         }
     }
 
@@ -382,6 +416,7 @@ impl World {
     /// `renew_below` remains; otherwise a new one is minted and the old one stays valid.
     pub fn issue_token(
         &mut self,
+        app_id: &str,
         kind: TokenKind,
         ttl_secs: u64,
         renew_below_secs: u64,
@@ -390,7 +425,9 @@ impl World {
         let current = self
             .tokens
             .iter()
-            .filter(|(_, t)| t.kind == kind && !t.revoked && t.expires_at_ms > now)
+            .filter(|(_, t)| {
+                t.kind == kind && t.app_id == app_id && !t.revoked && t.expires_at_ms > now
+            })
             .max_by_key(|(_, t)| t.seq);
         if let Some((value, t)) = current {
             let remaining = (t.expires_at_ms - now) / 1000;
@@ -412,6 +449,7 @@ impl World {
             value.clone(),
             TokenRecord {
                 seq: self.token_seq,
+                app_id: app_id.to_string(),
                 kind,
                 expires_at_ms: now.saturating_add(ttl_secs.saturating_mul(1000)),
                 revoked: false,
@@ -434,8 +472,52 @@ impl World {
 
     // ---- scopes -------------------------------------------------------------------
 
+    /// The scopes of `app_id` (the seed app's for `None`, its own id or an unknown id).
+    pub fn app_scopes(&self, app_id: Option<&str>) -> &[ScopeSeed] {
+        match app_id {
+            Some(id) if id != self.app.app_id => self
+                .apps
+                .iter()
+                .find(|a| a.app_id == id)
+                .map(|a| a.scopes.as_slice())
+                .unwrap_or(&[]),
+            _ => &self.scopes,
+        }
+    }
+
+    /// The calling app as the application and bot endpoints describe it.
+    pub fn caller_app(&self) -> AppSeed {
+        match self.caller.as_deref() {
+            Some(id) if id != self.app.app_id => match self.apps.iter().find(|a| a.app_id == id) {
+                Some(a) => AppSeed {
+                    app_id: a.app_id.clone(),
+                    app_secret: a.app_secret.clone(),
+                    app_name: a.app_name.clone(),
+                    description: a.description.clone(),
+                    tenant_key: self.app.tenant_key.clone(),
+                    bot_open_id: a.bot_open_id.clone(),
+                    bot_activated: true,
+                },
+                None => self.app.clone(),
+            },
+            _ => self.app.clone(),
+        }
+    }
+
+    /// The secret of a known app (the seed app or a registered one).
+    pub fn app_secret(&self, app_id: &str) -> Option<&str> {
+        if app_id == self.app.app_id {
+            return Some(&self.app.app_secret);
+        }
+        self.apps
+            .iter()
+            .find(|a| a.app_id == app_id)
+            .map(|a| a.app_secret.as_str())
+    }
+
+    /// Whether the calling app (see [`Self::caller`]) has `scope` granted for tenant tokens.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes
+        self.app_scopes(self.caller.as_deref())
             .iter()
             .any(|s| s.granted && s.scope == scope && s.token_types.iter().any(|t| t == "tenant"))
     }

@@ -27,7 +27,8 @@ pub fn endpoints() -> Vec<Endpoint> {
 
 fn get_application(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
     let app_id = call.path_param("app_id");
-    if app_id != "me" && app_id != world.app.app_id {
+    let a = world.caller_app();
+    if app_id != "me" && app_id != a.app_id {
         return Err(ApiError::field(
             "app_id",
             app_id,
@@ -45,7 +46,7 @@ fn get_application(call: &mut Call, world: &mut World) -> Result<Reply, ApiError
         ));
     }
     let scopes: Vec<Value> = world
-        .scopes
+        .app_scopes(world.caller.as_deref())
         .iter()
         .filter(|s| s.granted)
         .map(|s| {
@@ -57,7 +58,6 @@ fn get_application(call: &mut Call, world: &mut World) -> Result<Reply, ApiError
             })
         })
         .collect();
-    let a = &world.app;
     Ok(Reply::Data(json!({"app": {
         "app_id": a.app_id,
         "app_name": a.app_name,
@@ -79,7 +79,7 @@ fn scope_description(scope: &str) -> String {
 
 fn list_scopes(_call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
     let scopes: Vec<Value> = world
-        .scopes
+        .app_scopes(world.caller.as_deref())
         .iter()
         .flat_map(|s| {
             s.token_types.iter().map(move |t| {
@@ -91,7 +91,7 @@ fn list_scopes(_call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
 }
 
 fn bot_info(_call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
-    let a = &world.app;
+    let a = world.caller_app();
     let mut m = Map::new();
     m.insert(
         "bot".into(),

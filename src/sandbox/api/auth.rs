@@ -35,33 +35,35 @@ struct Credentials {
     app_secret: String,
 }
 
-fn check_credentials(call: &Call, world: &World) -> Result<(), ApiError> {
+/// The app id when the credentials belong to the seed app or a registered one.
+fn check_credentials(call: &Call, world: &World) -> Result<String, ApiError> {
     let c: Credentials = serde_json::from_slice(&call.body)
         .map_err(|_| ApiError::new(400, codes::INVALID_PARAM, "invalid param"))?;
     if c.app_id.is_empty() || c.app_secret.is_empty() {
         return Err(ApiError::new(400, codes::INVALID_PARAM, "invalid param"));
     }
-    if c.app_id != world.app.app_id {
+    let Some(secret) = world.app_secret(&c.app_id) else {
         return Err(ApiError::new(
             400,
             codes::INVALID_PARAM,
             "invalid param: app_id",
         ));
-    }
-    if c.app_secret != world.app.app_secret {
+    };
+    if c.app_secret != secret {
         return Err(ApiError::new(
             400,
             codes::APP_SECRET_INVALID,
             "app secret invalid",
         ));
     }
-    Ok(())
+    Ok(c.app_id)
 }
 
 fn tenant_token(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
-    check_credentials(call, world)?;
+    let app_id = check_credentials(call, world)?;
     let o = call.options;
     let (token, expire) = world.issue_token(
+        &app_id,
         TokenKind::Tenant,
         o.token_ttl_secs,
         o.token_renew_below_secs,
@@ -73,11 +75,16 @@ fn tenant_token(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
 }
 
 fn app_token(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
-    check_credentials(call, world)?;
+    let app_id = check_credentials(call, world)?;
     let o = call.options;
-    let (app, expire) =
-        world.issue_token(TokenKind::App, o.token_ttl_secs, o.token_renew_below_secs);
+    let (app, expire) = world.issue_token(
+        &app_id,
+        TokenKind::App,
+        o.token_ttl_secs,
+        o.token_renew_below_secs,
+    );
     let (tenant, _) = world.issue_token(
+        &app_id,
         TokenKind::Tenant,
         o.token_ttl_secs,
         o.token_renew_below_secs,
