@@ -320,3 +320,55 @@ async fn an_unknown_profile_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("init --profile nope"), "{err}");
 }
+
+#[tokio::test]
+async fn app_id_adds_the_scopes_to_an_existing_app() {
+    const USER_ID_SCOPE: &str = "contact:user.id:readonly";
+    let mut seed = common::seed();
+    for s in seed.scopes.iter_mut().filter(|s| s.scope == USER_ID_SCOPE) {
+        s.granted = false;
+    }
+    let sbx = Sbx::with_seed(seed).await;
+    assert!(
+        !sbx.state()
+            .granted_scopes(common::APP_ID)
+            .iter()
+            .any(|s| s == USER_ID_SCOPE)
+    );
+    let home = config_home("app_id");
+    let init = start_init(
+        &sbx,
+        &home,
+        &[
+            "--app-id",
+            common::APP_ID,
+            "--toolsets",
+            "meta",
+            "--tools",
+            "lookup_user_by_email",
+        ],
+    )
+    .await;
+    assert!(
+        init.url.contains(&format!("clientID={}", common::APP_ID)),
+        "{}",
+        init.url
+    );
+    init.scan().await;
+    let (code, out, err) = init.finish().await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("add to the app {}", common::APP_ID)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Registered {}", common::APP_ID)),
+        "{out}"
+    );
+    let granted = sbx.state().granted_scopes(common::APP_ID);
+    assert!(granted.iter().any(|s| s == USER_ID_SCOPE), "{granted:?}");
+    assert!(
+        sbx.state().registered_apps().is_empty(),
+        "no new app: the existing one was extended"
+    );
+}

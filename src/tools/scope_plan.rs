@@ -8,9 +8,17 @@ use super::ToolMeta;
 use crate::lark::scope_sets::APP_INFO;
 
 /// For each tool, any one of its scopes lets it work: choose scopes greedily, each time the
-/// one that serves the most tools still unserved; ties go to a read-only scope, then to the
-/// longer (narrower) name, then to the name, so the plan is deterministic.
+/// one that opens the fewest tools the operator did not choose (a read-only selection gets
+/// no scope that also writes), then serves the most chosen tools still unserved; ties go
+/// to a read-only scope, then to the longer (narrower) name, then to the name, so the plan
+/// is deterministic.
 pub fn plan(tools: &[&ToolMeta]) -> Vec<&'static str> {
+    let others: Vec<&[&'static str]> = super::catalog()
+        .iter()
+        .map(|d| &d.meta)
+        .filter(|m| !tools.iter().any(|t| t.name == m.name))
+        .map(|m| m.scopes)
+        .collect();
     let mut unserved: Vec<&[&'static str]> = tools
         .iter()
         .map(|t| t.scopes)
@@ -24,6 +32,7 @@ pub fn plan(tools: &[&ToolMeta]) -> Vec<&'static str> {
             unserved.iter().flat_map(|s| s.iter().copied()).collect();
         let Some(best) = candidates.into_iter().max_by_key(|c| {
             (
+                std::cmp::Reverse(others.iter().filter(|s| s.contains(c)).count()),
                 unserved.iter().filter(|s| s.contains(c)).count(),
                 c.ends_with(":readonly"),
                 c.len(),
@@ -66,13 +75,15 @@ mod tests {
     }
 
     #[test]
-    fn read_only_tools_get_no_write_scope() {
+    fn read_only_tools_get_no_scope_that_opens_a_write_tool() {
         let ro = metas(|m| m.read_only);
         let plan = plan(&ro);
-        for s in &plan {
+        // download_resource writes a local file, not to Lark: its scope only reads.
+        for w in metas(|m| !m.read_only && m.needs != crate::tools::Needs::DownloadDir) {
             assert!(
-                !s.contains("send") && !s.contains("write") && *s != "im:message",
-                "{s} in a read-only plan {plan:?}"
+                !w.scopes.iter().any(|s| plan.contains(s)),
+                "{} opened by the read-only plan {plan:?}",
+                w.name
             );
         }
     }
