@@ -261,7 +261,17 @@ async fn slow_down_is_honoured() {
 async fn a_lark_tenant_finishes_at_the_lark_host_and_is_stored_as_lark() {
     let sbx = Sbx::with_options(sbx_options(json!({"registration_brand": "lark"}))).await;
     let home = config_home("lark");
-    let init = start_init(&sbx, &home, &["--read-only"]).await;
+    let init = start_init(&sbx, &home, &["--read-only", "--user", "--events"]).await;
+    // --user asks for the same scopes for user tokens, --events for incoming messages.
+    let addons = init.addons();
+    assert_eq!(
+        addons["scopes"]["user"], addons["scopes"]["tenant"],
+        "{addons}"
+    );
+    assert_eq!(
+        addons["events"],
+        json!({"items": {"tenant": ["im.message.receive_v1"]}})
+    );
     init.scan().await;
     let (code, out, err) = init.finish().await;
     assert_eq!(code, 0, "{out}\n{err}");

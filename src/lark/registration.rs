@@ -145,8 +145,11 @@ impl Addons {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(s.trim_end_matches('='))
             .ok()?;
+        // Bounded: a small payload can inflate without end.
+        const MAX_JSON: u64 = 1 << 20;
         let mut json = String::new();
         flate2::read::GzDecoder::new(&bytes[..])
+            .take(MAX_JSON)
             .read_to_string(&mut json)
             .ok()?;
         serde_json::from_str(&json).ok()
