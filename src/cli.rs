@@ -37,6 +37,12 @@ pub enum Command {
     Init(InitArgs),
     /// Add this server to an MCP client's configuration (Claude Desktop, Cursor, VS Code, Claude Code).
     InstallClient(InstallClientArgs),
+    /// Sign in as yourself (OAuth device flow) so tools can act with your identity.
+    Login(LoginArgs),
+    /// Show who is signed in, the granted scopes and when the tokens expire.
+    Whoami(UserArgs),
+    /// Forget the signed-in user's tokens.
+    Logout(UserArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -443,4 +449,38 @@ impl InstallClientArgs {
             dry_run: self.dry_run,
         }
     }
+}
+
+/// `login`: the app (profile or flags) and what to ask for.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub lark: LarkArgs,
+    /// `auto` (what the tools need) or a comma-separated list; offline_access is always
+    /// added so the login can be refreshed.
+    #[arg(long, default_value = "auto")]
+    pub scopes: String,
+    /// Print the link and QR code but do not open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+}
+
+impl LoginArgs {
+    pub fn scope_list(&self) -> Option<Vec<String>> {
+        (self.scopes != "auto").then(|| {
+            self.scopes
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+    }
+}
+
+/// `whoami` / `logout`: which login.
+#[derive(Debug, clap::Args)]
+pub struct UserArgs {
+    #[command(flatten)]
+    pub lark: LarkArgs,
 }

@@ -96,6 +96,28 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
     )
 }
 
+/// The app a user signs in to, and the profile their tokens are kept under.
+async fn user_app(lark: &LarkArgs) -> (lark_mcp_server::lark::LarkConfig, String, Option<Sandbox>) {
+    let profile = lark
+        .profile
+        .clone()
+        .unwrap_or_else(|| profile::DEFAULT.to_string());
+    if lark.sandbox {
+        let seed = load_seed(&lark.seed);
+        let (app_id, secret) = (seed.app.app_id.clone(), seed.app.app_secret.clone());
+        let sandbox = start_sandbox(seed, Options::default(), 0).await;
+        let cfg = lark
+            .config(Some((&app_id, &secret, &sandbox.base_url())), None)
+            .unwrap_or_else(|e| fail(2, &e.msg));
+        return (cfg, profile, Some(sandbox));
+    }
+    let stored = stored_profile(lark).await;
+    let cfg = lark
+        .config(None, stored.as_ref())
+        .unwrap_or_else(|e| fail(2, &missing_credentials_hint(e.msg)));
+    (cfg, profile, None)
+}
+
 /// The profile to read credentials from when none are given: `--profile` (which must
 /// exist), else "default" if `init` stored one.
 async fn stored_profile(lark: &LarkArgs) -> Option<profile::Profile> {
@@ -190,6 +212,26 @@ async fn main() {
             // arrives, and the runtime waits for it on shutdown: after SIGTERM/SIGINT the
             // process would hang until the client wrote again. Leave without waiting.
             std::process::exit(0);
+        }
+        Command::Login(args) => {
+            let (cfg, profile, _sandbox) = user_app(&args.lark).await;
+            let code = commands::login::login(
+                &cfg,
+                &profile,
+                args.scope_list(),
+                args.no_browser,
+                args.lark.sandbox,
+            )
+            .await;
+            std::process::exit(code);
+        }
+        Command::Whoami(args) => {
+            let (cfg, profile, _sandbox) = user_app(&args.lark).await;
+            std::process::exit(commands::login::whoami(&cfg, &profile).await);
+        }
+        Command::Logout(args) => {
+            let (cfg, profile, _sandbox) = user_app(&args.lark).await;
+            std::process::exit(commands::login::logout(&cfg, &profile).await);
         }
         Command::Init(args) => {
             let code = commands::init::run(args).await;

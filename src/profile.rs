@@ -97,6 +97,14 @@ pub fn path(name: &str) -> Result<PathBuf, String> {
     Ok(config_dir()?.join("profiles").join(format!("{name}.json")))
 }
 
+/// Where `login` keeps the user's tokens for profile `name` (0600, like the profile).
+pub fn user_tokens_path(name: &str) -> Result<PathBuf, String> {
+    check_name(name)?;
+    Ok(config_dir()?
+        .join("profiles")
+        .join(format!("{name}.user.json")))
+}
+
 fn keychain_wanted() -> bool {
     !std::env::var("LARK_MCP_KEYCHAIN").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "false"))
 }
@@ -192,7 +200,7 @@ pub async fn load(name: &str) -> Result<Option<Profile>, String> {
 }
 
 /// Writes `bytes` to `file` readable by its owner only, atomically.
-fn write_private(file: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_private(file: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     let dir = file
         .parent()

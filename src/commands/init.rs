@@ -147,7 +147,11 @@ async fn init(args: InitArgs) -> Result<(), Stop> {
         client_id: args.app_id.clone(),
     };
     let begun = reg.begin(&request).await.map_err(Stop::Failed)?;
-    show_link(&begun, args.no_browser || args.sandbox);
+    show_link(
+        &begun.url,
+        begun.expires_in,
+        args.no_browser || args.sandbox,
+    );
     if args.sandbox {
         // The sandbox's stand-in for scanning the code: opening the page it shows.
         confirm_in_sandbox(&begun.url).await;
@@ -183,18 +187,16 @@ async fn init(args: InitArgs) -> Result<(), Stop> {
     Ok(())
 }
 
-fn show_link(begun: &Begun, no_browser: bool) {
+/// The QR code and link to confirm on, valid for `expires_in`; opened unless `no_browser`.
+pub(super) fn show_link(url: &str, expires_in: Duration, no_browser: bool) {
     println!();
     println!("Scan this code with the Feishu/Lark app, or open the link, and confirm:");
-    if let Some(qr) = qr_text(&begun.url) {
+    if let Some(qr) = qr_text(url) {
         println!("{qr}");
     }
-    println!("Link: {}", begun.url);
-    println!(
-        "(valid for {} minutes)",
-        begun.expires_in.as_secs().div_ceil(60)
-    );
-    if !no_browser && let Err(e) = open::that_detached(&begun.url) {
+    println!("Link: {url}");
+    println!("(valid for {} minutes)", expires_in.as_secs().div_ceil(60));
+    if !no_browser && let Err(e) = open::that_detached(url) {
         println!("Could not open a browser ({e}); open the link yourself.");
     }
     let _ = std::io::stdout().flush();
@@ -210,7 +212,7 @@ fn qr_text(url: &str) -> Option<String> {
     )
 }
 
-async fn confirm_in_sandbox(url: &str) {
+pub(super) async fn confirm_in_sandbox(url: &str) {
     let opened = async { reqwest::get(url).await?.error_for_status() }.await;
     if let Err(e) = opened {
         tracing::warn!("could not open the sandbox's confirmation page: {e}");
@@ -224,17 +226,22 @@ async fn wait(
 ) -> Result<Registered, Stop> {
     let live = std::io::stderr().is_terminal();
     let result = reg.wait(begun, cancel, |s| progress(s, live)).await;
-    if live {
-        eprint!("\r\x1b[2K");
-    }
+    end_progress(live);
     result.map_err(|f| match f {
         Failure::Cancelled => Stop::Cancelled,
         other => Stop::Failed(other.to_string()),
     })
 }
 
+/// Clears the progress line.
+pub(super) fn end_progress(live: bool) {
+    if live {
+        eprint!("\r\x1b[2K");
+    }
+}
+
 /// One line, rewritten in place on a terminal; elsewhere only the events worth a line.
-fn progress(s: Status, live: bool) {
+pub(super) fn progress(s: Status, live: bool) {
     match s {
         Status::Polling { left } if live => {
             let secs = left.as_secs();

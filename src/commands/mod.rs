@@ -3,4 +3,5 @@
 pub mod check;
 pub mod init;
 pub mod install_client;
+pub mod login;
 pub mod tool_table;

@@ -8,6 +8,7 @@ mod path;
 pub mod registration;
 pub mod scope_sets;
 mod scopes;
+pub mod user_auth;
 
 pub use client::{
     Download, DownloadError, FileSink, FormPart, LarkClient, Request, Response, Safety,

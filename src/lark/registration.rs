@@ -89,6 +89,15 @@ impl Accounts {
         }
     }
 
+    /// The accounts host that serves the apps of API base `api`.
+    pub fn for_api(&self, api: &str) -> &str {
+        if api == self.lark_api && self.lark_api != self.feishu_api {
+            &self.lark
+        } else {
+            &self.feishu
+        }
+    }
+
     pub fn api_base(&self, brand: Brand) -> &str {
         match brand {
             Brand::Feishu => &self.feishu_api,

@@ -1,0 +1,204 @@
+//! `login`, `whoami`, `logout`: the person's own Lark identity, next to the app's.
+//!
+//! `login` runs the OAuth device flow for the app of the chosen profile (or of the
+//! flags/environment) and stores the user's tokens beside that profile (0600).
+//! `whoami` shows who is logged in, the granted scopes and the expiries, refreshing first if
+//! the access token is due (never printing a token). `logout` forgets the tokens.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::lark::LarkConfig;
+use crate::lark::registration::{Accounts, Failure};
+use crate::lark::user_auth::{App, Oauth, UserAuthError, UserSession, UserTokens};
+use crate::tools::{catalog, scope_plan};
+
+/// The user session of profile `profile` for the app in `cfg`.
+pub fn session(cfg: &LarkConfig, profile: &str) -> Result<UserSession, String> {
+    let accounts = Accounts::for_api_base(&cfg.base_url);
+    let app = App {
+        app_id: cfg.app_id.clone(),
+        app_secret: cfg.app_secret.clone(),
+        accounts: accounts.for_api(&cfg.base_url).to_string(),
+        api: cfg.base_url.clone(),
+    };
+    let file = crate::profile::user_tokens_path(profile)?;
+    Ok(UserSession::new(Oauth::new(app)?, file))
+}
+
+/// `--scopes auto`: what the tools need (their user scopes are the tenant names, as Lark
+/// spells both alike), plus `offline_access`.
+fn auto_scopes() -> Vec<String> {
+    let metas: Vec<_> = catalog().iter().map(|d| &d.meta).collect();
+    scope_plan::plan(&metas)
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+/// Exit code: 0 logged in, 1 refused/expired/failed, 130 Ctrl-C.
+pub async fn login(
+    cfg: &LarkConfig,
+    profile: &str,
+    scopes: Option<Vec<String>>,
+    no_browser: bool,
+    sandbox: bool,
+) -> i32 {
+    let session = match session(cfg, profile) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let scopes = scopes.unwrap_or_else(auto_scopes);
+    println!(
+        "lark-mcp-server login: sign in as yourself to the app {}, asking for {} scopes (+ offline_access).",
+        cfg.app_id,
+        scopes.len()
+    );
+    let begun = match session.oauth().device_begin(&scopes).await {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    super::init::show_link(&begun.url, begun.expires_in, no_browser || sandbox);
+    if sandbox {
+        super::init::confirm_in_sandbox(&begun.url).await;
+    }
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let live = std::io::stderr().is_terminal();
+    let result = session
+        .oauth()
+        .device_wait(&begun, &cancel, |s| super::init::progress(s, live))
+        .await;
+    super::init::end_progress(live);
+    let mut tokens = match result {
+        Ok(t) => t,
+        Err(Failure::Cancelled) => {
+            eprintln!("\ncancelled: not logged in");
+            return 130;
+        }
+        Err(f) => return fail(&f.to_string()),
+    };
+    if let Some((open_id, name)) = user_info(&session, &tokens).await {
+        tokens.open_id = Some(open_id);
+        tokens.name = Some(name);
+    }
+    if let Err(e) = session.save(&tokens) {
+        return fail(&e);
+    }
+    println!(
+        "Logged in as {} ({}); {} scopes granted. Stored beside profile `{profile}`.",
+        tokens.name.as_deref().unwrap_or("?"),
+        tokens.open_id.as_deref().unwrap_or("?"),
+        tokens.scope.len()
+    );
+    0
+}
+
+/// `authen/v1/user_info` with the user's token: (open_id, name).
+async fn user_info(session: &UserSession, t: &UserTokens) -> Option<(String, String)> {
+    let url = format!(
+        "{}/open-apis/authen/v1/user_info",
+        session.oauth().app().api
+    );
+    let v: Value = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(t.access_token().expose_secret())
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let d = v.get("data")?;
+    Some((
+        d.get("open_id")?.as_str()?.to_string(),
+        d.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+    ))
+}
+
+pub async fn whoami(cfg: &LarkConfig, profile: &str) -> i32 {
+    let session = match session(cfg, profile) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    // A due token is refreshed first, as a tool call would.
+    if let Err(e) = session.access_token().await {
+        return match e {
+            UserAuthError::LoginNeeded(_) => {
+                eprintln!("Not logged in ({e})");
+                1
+            }
+            UserAuthError::Transient(_) => fail(&e.to_string()),
+        };
+    }
+    let t = match session.stored() {
+        Ok(Some(t)) => t,
+        Ok(None) => return fail("not logged in; run `lark-mcp-server login`"),
+        Err(e) => return fail(&e),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let user = user_info(&session, &t).await;
+    println!(
+        "User:    {} ({})",
+        user.as_ref()
+            .map(|u| u.1.as_str())
+            .or(t.name.as_deref())
+            .unwrap_or("?"),
+        user.as_ref()
+            .map(|u| u.0.as_str())
+            .or(t.open_id.as_deref())
+            .unwrap_or("?")
+    );
+    println!("App:     {}", cfg.app_id);
+    println!(
+        "Access:  valid for {} s more",
+        t.access_expires_at.saturating_sub(now)
+    );
+    println!(
+        "Refresh: valid for {} days more",
+        t.refresh_expires_at.saturating_sub(now) / 86_400
+    );
+    println!("Scopes:  {}", t.scope.join(" "));
+    0
+}
+
+pub async fn logout(cfg: &LarkConfig, profile: &str) -> i32 {
+    let session = match session(cfg, profile) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let was = matches!(session.stored(), Ok(Some(_)));
+    if let Err(e) = session.clear().await {
+        return fail(&e);
+    }
+    if was {
+        // Lark documents no revocation endpoint for user tokens: the stored ones are gone,
+        // the refresh token is never used again, and the access token lapses within 2 h.
+        println!(
+            "Logged out of profile `{profile}`: the tokens are deleted. To withdraw the app's access entirely, remove it in Feishu/Lark's settings."
+        );
+    } else {
+        println!("Profile `{profile}` had no login.");
+    }
+    0
+}
+
+fn fail(e: &str) -> i32 {
+    eprintln!("error: {e}");
+    1
+}
