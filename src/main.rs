@@ -90,6 +90,12 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
         (cfg, None)
     };
     let client = LarkClient::new(cfg).unwrap_or_else(|e| fail(2, &e.msg));
+    // Tools that act as the person use the login stored beside the profile (`login`).
+    let profile_name = lark.profile.as_deref().unwrap_or(profile::DEFAULT);
+    match commands::login::session(client.config(), profile_name) {
+        Ok(session) => client.set_user_session(Arc::new(session)),
+        Err(e) => tracing::debug!("no user login possible: {e}"),
+    }
     (
         Arc::new(Shared::new(client, rules, policy.scope_check)),
         sandbox,

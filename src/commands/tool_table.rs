@@ -55,6 +55,7 @@ fn reason(h: &Hidden) -> String {
         Hidden::MissingScope { any_of } => {
             format!("needs one of the scopes [{}]", any_of.join(", "))
         }
+        Hidden::NeedsLogin => "acts as you: needs `login`".into(),
     }
 }
 

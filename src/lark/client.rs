@@ -54,6 +54,8 @@ pub struct Request {
     pub safety: Safety,
     /// Receiver (chat or user) whose send rate Lark limits.
     pub pace_key: Option<String>,
+    /// Sent with the signed-in user's token instead of the app's tenant token.
+    pub as_user: bool,
 }
 
 /// One multipart field; kept as data so every retry can rebuild the form.
@@ -109,7 +111,14 @@ impl Request {
             form: None,
             safety,
             pace_key: None,
+            as_user: false,
         }
+    }
+
+    /// With the signed-in user's token (`login`); fails naming `login` when nobody is.
+    pub fn as_user(mut self) -> Request {
+        self.as_user = true;
+        self
     }
 
     pub fn get(op: impl Into<String>, path: String) -> Request {
@@ -279,6 +288,8 @@ struct Inner {
     /// Lark has answered at least once. Until then a connection that fails says more about
     /// the configured domain than about the network.
     reached: AtomicBool,
+    /// The signed-in user's login, for requests sent [`Request::as_user`].
+    user: std::sync::OnceLock<Arc<super::user_auth::UserSession>>,
 }
 
 #[derive(Clone)]
@@ -316,12 +327,39 @@ impl LarkClient {
                 http,
                 token: std::sync::Mutex::new(TokenState::default()),
                 reached: AtomicBool::new(false),
+                user: std::sync::OnceLock::new(),
             }),
         })
     }
 
     pub fn config(&self) -> &LarkConfig {
         &self.inner.cfg
+    }
+
+    /// Where user-identity requests get their token (set once, at start).
+    pub fn set_user_session(&self, session: Arc<super::user_auth::UserSession>) {
+        let _ = self.inner.user.set(session);
+    }
+
+    pub fn user_session(&self) -> Option<&Arc<super::user_auth::UserSession>> {
+        self.inner.user.get()
+    }
+
+    /// The token a request goes with: the user's or the tenant's.
+    async fn token_for(&self, req: &Request) -> Result<SecretString, LarkError> {
+        if !req.as_user {
+            return self.token().await;
+        }
+        let Some(user) = self.inner.user.get() else {
+            return Err(LarkError::new(
+                ErrorKind::UserNotAuthorized,
+                &req.op,
+                "nobody is signed in as a user; run `lark-mcp-server login` to act as yourself",
+            ));
+        };
+        user.access_token()
+            .await
+            .map_err(|e| LarkError::new(ErrorKind::UserNotAuthorized, &req.op, e.to_string()))
     }
 
     /// Runs one logical call: retries, waits and token refreshes included, within the
@@ -435,7 +473,7 @@ impl LarkClient {
     where
         Fut: Future<Output = Result<T, LarkError>>,
     {
-        let token = self.token().await?;
+        let token = self.token_for(req).await?;
         let _slot = match &req.pace_key {
             Some(key) => Some(self.inner.pacer.wait(key).await),
             None => None,
@@ -445,7 +483,10 @@ impl LarkClient {
             && e.is_stale_token()
         {
             tracing::info!(op = %req.op, code = ?e.code, "token rejected; fetching a new one");
-            self.invalidate(&token);
+            match (req.as_user, self.inner.user.get()) {
+                (true, Some(user)) => user.reject(&token).await,
+                _ => self.invalidate(&token),
+            }
         }
         result
     }

@@ -428,6 +428,7 @@ pub struct UserSession {
     file: PathBuf,
     lock: PathBuf,
     current: tokio::sync::Mutex<Option<UserTokens>>,
+    rejected: tokio::sync::Mutex<Option<String>>,
 }
 
 impl UserSession {
@@ -439,6 +440,7 @@ impl UserSession {
             file,
             lock,
             current: tokio::sync::Mutex::new(None),
+            rejected: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -468,6 +470,23 @@ impl UserSession {
         }
     }
 
+    /// Whether a login is stored (a tool needing the user is offered only then).
+    pub fn logged_in(&self) -> bool {
+        matches!(read_tokens(&self.file), Ok(Some(t)) if t.refreshable(now_secs()) || t.fresh(now_secs()))
+    }
+
+    /// Lark refused `token` (expired early, revoked): the next call refreshes.
+    pub async fn reject(&self, token: &SecretString) {
+        let mut current = self.current.lock().await;
+        if current
+            .as_ref()
+            .is_some_and(|t| t.access_token == token.expose_secret())
+        {
+            *current = None;
+        }
+        *self.rejected.lock().await = Some(token.expose_secret().to_string());
+    }
+
     /// A user access token good for a while; refreshed ahead of expiry, once, whoever asks.
     pub async fn access_token(&self) -> Result<SecretString, UserAuthError> {
         let mut current = self.current.lock().await;
@@ -475,14 +494,16 @@ impl UserSession {
         if let Some(t) = current.as_ref().filter(|t| t.fresh(now)) {
             return Ok(t.access_token());
         }
-        let tokens = self.refresh_locked().await?;
+        let rejected = self.rejected.lock().await.take();
+        let tokens = self.refresh_locked(rejected.as_deref()).await?;
         let token = tokens.access_token();
         *current = Some(tokens);
         Ok(token)
     }
 
-    /// Under the cross-process lock: reread, and refresh only if nobody else just did.
-    async fn refresh_locked(&self) -> Result<UserTokens, UserAuthError> {
+    /// Under the cross-process lock: reread, and refresh only if nobody else just did (a
+    /// stored token Lark `rejected` counts as due).
+    async fn refresh_locked(&self, rejected: Option<&str>) -> Result<UserTokens, UserAuthError> {
         let lock = self.lock.clone();
         let guard = tokio::task::spawn_blocking(move || lock_file(&lock))
             .await
@@ -493,7 +514,7 @@ impl UserSession {
                 .map_err(UserAuthError::Transient)?
                 .ok_or_else(|| UserAuthError::LoginNeeded("nobody is logged in".into()))?;
             let now = now_secs();
-            if stored.fresh(now) {
+            if stored.fresh(now) && rejected != Some(stored.access_token.as_str()) {
                 return Ok(stored);
             }
             if !stored.refreshable(now) {

@@ -109,8 +109,11 @@ impl LarkMcp {
             ))]);
         };
         let mut visible = self.shared.visibility(def).await;
-        if matches!(visible, Err(Hidden::MissingScope { .. })) {
-            // The scope may have been granted since the last read.
+        if matches!(
+            visible,
+            Err(Hidden::MissingScope { .. } | Hidden::NeedsLogin)
+        ) {
+            // The scope may have been granted, or someone signed in, since the last read.
             self.shared.reread_scopes_soon(&ctx.cancel).await;
             visible = self.shared.visibility(def).await;
         }

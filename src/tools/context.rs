@@ -17,6 +17,7 @@ use crate::lark::{ErrorKind, GrantedScopes, LarkClient};
 use crate::server::ScopeCheck;
 use crate::server::catalog::ChatDirectory;
 use crate::server::peers::Peers;
+use crate::tools::Identity;
 
 #[derive(Debug, Clone, Default)]
 pub struct ScopeState {
@@ -24,6 +25,8 @@ pub struct ScopeState {
     /// Why the last read failed, if it did.
     pub error: Option<String>,
     pub read_at: Option<Instant>,
+    /// Someone is signed in (`login`), so user-identity tools are offered.
+    pub logged_in: bool,
 }
 
 pub struct Shared {
@@ -139,14 +142,35 @@ impl Shared {
 
     pub async fn visibility(&self, def: &ToolDef) -> Result<(), Hidden> {
         let state = self.scopes.read().await;
-        self.policy.visibility(def, state.granted.as_ref())
+        self.visible_in(def, &state)
+    }
+
+    /// The policy's decision, then the identity's: a user tool needs someone signed in.
+    pub fn visible_in(&self, def: &ToolDef, state: &ScopeState) -> Result<(), Hidden> {
+        self.policy.visibility(def, state.granted.as_ref())?;
+        if def.meta.identity == Identity::User && !state.logged_in {
+            return Err(Hidden::NeedsLogin);
+        }
+        Ok(())
+    }
+
+    fn visible_names(&self, state: &ScopeState) -> Vec<&'static str> {
+        catalog()
+            .iter()
+            .filter(|d| self.visible_in(d, state).is_ok())
+            .map(|d| d.meta.name)
+            .collect()
+    }
+
+    fn logged_in_now(&self) -> bool {
+        self.client.user_session().is_some_and(|u| u.logged_in())
     }
 
     pub async fn visible_tools(&self) -> Vec<&'static ToolDef> {
         let state = self.scopes.read().await;
         catalog()
             .iter()
-            .filter(|d| self.policy.visibility(d, state.granted.as_ref()).is_ok())
+            .filter(|d| self.visible_in(d, &state).is_ok())
             .collect()
     }
 
@@ -154,7 +178,17 @@ impl Shared {
     /// it did, every connected client gets `notifications/tools/list_changed`.
     pub async fn refresh_scopes(&self, cancel: &CancellationToken) -> bool {
         if self.scope_check == ScopeCheck::Off {
-            return false;
+            // Scopes are not read, but a login may have come or gone.
+            let changed = {
+                let mut state = self.scopes.write().await;
+                let before = self.visible_names(&state);
+                state.logged_in = self.logged_in_now();
+                before != self.visible_names(&state)
+            };
+            if changed {
+                self.peers.notify_tools_changed().await;
+            }
+            return changed;
         }
         let _one_at_a_time = self.refreshing.lock().await;
         let result = self.client.granted_scopes(cancel).await;
@@ -164,7 +198,8 @@ impl Shared {
         }
         let changed = {
             let mut state = self.scopes.write().await;
-            let before = self.policy.visible_names(state.granted.as_ref());
+            let before = self.visible_names(&state);
+            state.logged_in = self.logged_in_now();
             match result {
                 Ok(granted) => {
                     if state.error.take().is_some() {
@@ -189,7 +224,7 @@ impl Shared {
                 }
             }
             state.read_at = Some(Instant::now());
-            before != self.policy.visible_names(state.granted.as_ref())
+            before != self.visible_names(&state)
         };
         // Until the first read completes, tools/list waits for it (up to the start-up
         // deadline), so no client has seen the list it changes unless that deadline passed.

@@ -79,6 +79,26 @@ pub struct ToolMeta {
     pub idempotent: bool,
     /// Operator configuration the tool cannot work without.
     pub needs: Needs,
+    /// Whose token the tool calls Lark with.
+    pub identity: Identity,
+}
+
+/// Whose identity a tool acts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The app's bot (tenant token).
+    Bot,
+    /// The signed-in person (`login`): offered only while someone is signed in.
+    User,
+}
+
+impl Identity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Identity::Bot => "bot",
+            Identity::User => "user",
+        }
+    }
 }
 
 impl ToolMeta {
@@ -381,6 +401,7 @@ pub fn snapshot(def: &ToolDef) -> Value {
         "description": def.meta.description,
         "toolset": def.meta.toolset,
         "required_scopes_any_of": def.meta.scopes,
+        "identity": def.meta.identity.as_str(),
         "annotations": tool.get("annotations"),
         "inputSchema": &*def.input_schema,
         "outputSchema": &*def.output_schema,

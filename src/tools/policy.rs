@@ -37,6 +37,8 @@ pub enum Hidden {
     NotConfigured { flag: &'static str },
     /// The app has none of the scopes it needs.
     MissingScope { any_of: Vec<String> },
+    /// It acts as the signed-in user, and nobody is signed in.
+    NeedsLogin,
 }
 
 impl Hidden {
@@ -56,6 +58,7 @@ impl Hidden {
             Hidden::NotConfigured { flag } => {
                 format!("it needs the operator to start the server with {flag}")
             }
+            Hidden::NeedsLogin => "it acts as you, and nobody is signed in: run `lark-mcp-server login` (the server notices within its scope re-read interval)".into(),
             Hidden::MissingScope { any_of } => format!(
                 "the Lark app has not been granted any of [{}]; an app admin can enable one at {} and publish a new version",
                 any_of.join(", "),

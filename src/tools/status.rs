@@ -105,7 +105,7 @@ pub async fn app_status(shared: &Shared, cancel: &CancellationToken, how: Gather
         problems.push(format!("granted scopes: {e}"));
     }
     for def in catalog() {
-        match shared.policy.visibility(def, state.granted.as_ref()) {
+        match shared.visible_in(def, &state) {
             Ok(()) => status.visible_tools.push(def.meta.name.to_string()),
             Err(h) => status.hidden_tools.push(HiddenTool {
                 name: def.meta.name.to_string(),

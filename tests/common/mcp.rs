@@ -15,7 +15,7 @@ use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use lark_mcp_server::tools::{self, Needs};
+use lark_mcp_server::tools::{self, Identity, Needs};
 
 use super::{APP_ID, APP_SECRET, Sbx};
 
@@ -40,12 +40,12 @@ pub const CONTACT_META_TOOLS: [&str; 11] = [
 pub const CONTACT_META: [&str; 2] = ["--toolsets", "contact,meta"];
 
 /// What a default configuration exposes against the demo org (whose app has every scope
-/// the tools need): every tool that needs no operator setting such as an upload or
-/// download directory, sorted by name.
+/// the tools need) with nobody signed in: every bot tool that needs no operator setting
+/// such as an upload or download directory, sorted by name.
 pub fn default_tools() -> Vec<String> {
     tools::catalog()
         .iter()
-        .filter(|t| t.meta.needs == Needs::Nothing)
+        .filter(|t| t.meta.needs == Needs::Nothing && t.meta.identity == Identity::Bot)
         .map(|t| t.meta.name.to_string())
         .collect()
 }
@@ -54,7 +54,9 @@ pub fn default_tools() -> Vec<String> {
 pub fn read_only_tools() -> Vec<String> {
     tools::catalog()
         .iter()
-        .filter(|t| t.meta.needs == Needs::Nothing && t.meta.read_only)
+        .filter(|t| {
+            t.meta.needs == Needs::Nothing && t.meta.read_only && t.meta.identity == Identity::Bot
+        })
         .map(|t| t.meta.name.to_string())
         .collect()
 }

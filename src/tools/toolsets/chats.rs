@@ -33,6 +33,7 @@ const fn meta(
         destructive,
         idempotent,
         needs: Needs::Nothing,
+        identity: crate::tools::Identity::Bot,
     }
 }
 

@@ -32,6 +32,7 @@ const fn read(
         destructive: false,
         idempotent: true,
         needs: Needs::Nothing,
+        identity: crate::tools::Identity::Bot,
     }
 }
 

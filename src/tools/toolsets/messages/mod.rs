@@ -40,6 +40,7 @@ pub(super) const fn meta(
         destructive,
         idempotent,
         needs,
+        identity: crate::tools::Identity::Bot,
     }
 }
 
