@@ -245,17 +245,15 @@ fn redirect(location: &str) -> Response {
     resp
 }
 
-/// `redirect_uri` plus the given query pairs, keeping its own query (lark-mcp nests one).
+/// `redirect_uri` plus the given query pairs, keeping its own query (lark-mcp nests one)
+/// and dropping a fragment (RFC 6749 §3.1.2 forbids one).
 fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
-    let (base, fragment) = match uri.split_once('#') {
-        Some((b, _)) => (b, ""),
-        None => (uri, ""),
-    };
+    let base = uri.split_once('#').map_or(uri, |(b, _)| b);
     let q = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
     let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}{q}{fragment}")
+    format!("{base}{sep}{q}")
 }
 
 /// Keys whose values are credentials: blanked in the request log.
@@ -313,8 +311,7 @@ fn record(
     );
 }
 
-/// The query of an authorize or verification URL for the log, without `code_challenge`
-/// (harmless, but not needed) — kept as is: it carries no credential.
+/// A space-separated scope list.
 fn split_scopes(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
