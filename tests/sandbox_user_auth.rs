@@ -925,3 +925,90 @@ async fn user_open_id_option_names_the_approving_user() {
     let r = device_tokens(&s, CONTACT_BASE).await;
     assert_token_error(&r, 400, 20066);
 }
+
+// ---- what a user sees -------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_user_token_lists_and_opens_the_users_chats_not_the_bots() {
+    let s = Sbx::start().await;
+    let t = device_tokens(&s, "im:chat").await;
+    let user = access(&t);
+    let listed = s.get(&user, "/open-apis/im/v1/chats", &[]).await;
+    let ids: Vec<&str> = listed.ok()["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["chat_id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        ids.len(),
+        3,
+        "the manager is in All Hands, Sales Wins, HR: {}",
+        listed.text
+    );
+    assert!(
+        ids.contains(&common::HR_PRIVATE_CHAT),
+        "the bot is not in it"
+    );
+    assert!(
+        !ids.contains(&"oc_05c408dcf199665ae65851dd6b0f4cf4"),
+        "R&D Weekly"
+    );
+    // The bot's view is its own.
+    let tenant = s.token().await;
+    let bot = s.get(&tenant, "/open-apis/im/v1/chats", &[]).await;
+    assert!(!bot.text.contains(common::HR_PRIVATE_CHAT));
+    // Opening a private chat follows the same membership.
+    let path = format!("/open-apis/im/v1/chats/{}", common::HR_PRIVATE_CHAT);
+    s.get(&user, &path, &[]).await.ok();
+    s.get(&tenant, &path, &[]).await.err(400, 232011);
+    let rnd = "/open-apis/im/v1/chats/oc_05c408dcf199665ae65851dd6b0f4cf4";
+    s.get(&user, rnd, &[]).await.err(400, 232011);
+    let in_chat = format!(
+        "/open-apis/im/v1/chats/{}/members/is_in_chat",
+        common::HR_PRIVATE_CHAT
+    );
+    assert_eq!(s.get(&user, &in_chat, &[]).await.ok()["is_in_chat"], true);
+}
+
+#[tokio::test]
+async fn user_search_needs_a_user_token_and_the_search_scope() {
+    let s = Sbx::start().await;
+    let path = "/open-apis/search/v1/user";
+    // The seed app has not enabled contact:user:search: 99991672.
+    let t = device_tokens(&s, CONTACT_BASE).await;
+    s.get(&access(&t), path, &[("query", "zhang")])
+        .await
+        .err(400, 99991672);
+    s.state().set_scopes(&["contact:user:search".into()], &[]);
+    // Enabled, but this token was not granted it: 99991679.
+    s.get(&access(&t), path, &[("query", "zhang")])
+        .await
+        .err(400, 99991679);
+    let t = device_tokens(&s, "contact:user:search").await;
+    let r = s.get(&access(&t), path, &[("query", "Zhang Wei")]).await;
+    let users = r.ok()["users"].as_array().cloned().unwrap_or_default();
+    assert!(
+        users.iter().any(|u| u["open_id"] == ZHANG_WEI),
+        "{}",
+        r.text
+    );
+    for k in ["name", "open_id", "user_id", "department_ids", "avatar"] {
+        assert!(!users[0][k].is_null(), "{k}: {}", r.text);
+    }
+    // Resigned users are never found.
+    let r = s.get(&access(&t), path, &[("query", "ma.chao")]).await;
+    assert_eq!(r.ok()["users"], json!([]), "{}", r.text);
+    // query is required; page_size 1..=200.
+    assert_eq!(
+        s.get(&access(&t), path, &[]).await.violated_field(),
+        "query"
+    );
+    let big = s
+        .get(&access(&t), path, &[("query", "a"), ("page_size", "201")])
+        .await;
+    assert_eq!(big.violated_field(), "page_size");
+    // A tenant token is refused.
+    let tenant = s.token().await;
+    s.get(&tenant, path, &[("query", "zhang")])
+        .await
+        .err(400, 99991663);
+}

@@ -1468,12 +1468,60 @@ fn device_grant(
 // ---- /open-apis endpoints for user tokens -----------------------------------------------
 
 pub fn endpoints() -> Vec<Endpoint> {
-    vec![Endpoint::new(
-        "get_user_info_me",
-        axum::http::Method::GET,
-        "/open-apis/authen/v1/user_info",
-        user_info,
-    )]
+    vec![
+        Endpoint::new(
+            "get_user_info_me",
+            axum::http::Method::GET,
+            "/open-apis/authen/v1/user_info",
+            user_info,
+        ),
+        Endpoint::new(
+            "search_users",
+            axum::http::Method::GET,
+            "/open-apis/search/v1/user",
+            search_users,
+        ),
+    ]
+}
+
+fn avatar(open_id: &str) -> Value {
+    let base = format!("https://s3-imfile.feishucdn.com/static-resource/v1/v3_{open_id}");
+    json!({
+        "avatar_72": format!("{base}~?image_size=72x72"),
+        "avatar_240": format!("{base}~?image_size=240x240"),
+        "avatar_640": format!("{base}~?image_size=640x640"),
+        "avatar_origin": format!("{base}~?image_size=noop"),
+    })
+}
+
+/// `GET /open-apis/search/v1/user` (user token only): users whose name, English name or
+/// email contains `query` (case-insensitive); resigned and not-yet-joined users are never
+/// found. `page_size` 1–200, default 20.
+fn search_users(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
+    let query = call.required_query("query")?.trim().to_lowercase();
+    let page = call.page(20, 200, &format!("search_users|{query}"))?;
+    let hit = |v: &str| v.to_lowercase().contains(&query);
+    let users: Vec<Value> = world
+        .users
+        .iter()
+        .filter(|u| matches!(u.status, UserStatusSeed::Active | UserStatusSeed::Frozen))
+        .filter(|u| {
+            !query.is_empty()
+                && (hit(&u.name)
+                    || u.en_name.as_deref().is_some_and(hit)
+                    || u.email.as_deref().is_some_and(hit))
+        })
+        .map(|u| {
+            json!({
+                "name": u.name,
+                "open_id": u.open_id,
+                "user_id": u.user_id,
+                "department_ids": u.departments,
+                "avatar": avatar(&u.open_id),
+            })
+        })
+        .collect();
+    Ok(Reply::Data(page.slice(&users).into_data("users")))
 }
 
 /// `GET /open-apis/authen/v1/user_info`: the user the token belongs to.

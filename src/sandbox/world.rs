@@ -646,6 +646,15 @@ impl World {
         open_id.to_string()
     }
 
+    /// Whether the caller is in `chat`: the user of a `u-` token ([`Self::caller_user`]) by
+    /// membership, otherwise the app's bot.
+    pub fn caller_in_chat(&self, chat: &Chat) -> bool {
+        match self.caller_user.as_deref() {
+            Some(open_id) => chat.members.iter().any(|m| m == open_id),
+            None => chat.bot_member,
+        }
+    }
+
     pub fn chat(&self, chat_id: &str) -> Option<&Chat> {
         self.chats.iter().find(|c| c.chat_id == chat_id)
     }
