@@ -1012,3 +1012,72 @@ async fn user_search_needs_a_user_token_and_the_search_scope() {
         .await
         .err(400, 99991663);
 }
+
+#[tokio::test]
+async fn a_user_token_sends_as_the_user_with_send_as_user() {
+    let s = Sbx::start().await;
+    let hr = common::HR_PRIVATE_CHAT;
+    let msgs = "/open-apis/im/v1/messages";
+    let q = [("receive_id_type", "chat_id")];
+    let body = Sbx::text_body(hr, "hello from the user");
+    // The seed app has not enabled im:message.send_as_user: 99991672.
+    let t = device_tokens(&s, "im:message").await;
+    s.post(&access(&t), msgs, &q, &body)
+        .await
+        .err(400, 99991672);
+    s.state()
+        .set_scopes(&["im:message.send_as_user".into()], &[]);
+    // Enabled, but the user granted only im:message: 99991679.
+    s.post(&access(&t), msgs, &q, &body)
+        .await
+        .err(400, 99991679);
+    let t = device_tokens(&s, "im:message im:message.send_as_user").await;
+    let user = access(&t);
+    // The user is in the HR chat, the bot is not.
+    let sent = s.post(&user, msgs, &q, &body).await;
+    let m = sent.ok().clone();
+    assert_eq!(m["sender"]["sender_type"], "user", "{}", sent.text);
+    assert_eq!(m["sender"]["id"], MANAGER);
+    let listed = s
+        .get(
+            &user,
+            msgs,
+            &[("container_id_type", "chat"), ("container_id", hr)],
+        )
+        .await;
+    assert!(listed.ok().to_string().contains("hello from the user"));
+    let tenant = s.token().await;
+    s.get(
+        &tenant,
+        msgs,
+        &[("container_id_type", "chat"), ("container_id", hr)],
+    )
+    .await
+    .err(400, 230002);
+    // Not a member: refused.
+    let rnd = Sbx::text_body("oc_05c408dcf199665ae65851dd6b0f4cf4", "x");
+    s.post(&user, msgs, &q, &rnd).await.err(400, 230002);
+    // To a user: the p2p chat between the two users, reused.
+    let to = [("receive_id_type", "open_id")];
+    let a = s
+        .post(&user, msgs, &to, &Sbx::text_body(ZHANG_WEI, "hi"))
+        .await;
+    let b = s
+        .post(&user, msgs, &to, &Sbx::text_body(ZHANG_WEI, "again"))
+        .await;
+    assert_eq!(a.ok()["chat_id"], b.ok()["chat_id"]);
+    let p2p = s
+        .state()
+        .chats()
+        .into_iter()
+        .find(|c| Some(c.chat_id.as_str()) == a.ok()["chat_id"].as_str())
+        .expect("p2p chat");
+    assert!(!p2p.bot_member && p2p.members.len() == 2);
+    // The user may recall their own message; the bot may not edit it.
+    let id = m["message_id"].as_str().unwrap_or("");
+    let edit = json!({"msg_type": "text", "content": json!({"text": "edited"}).to_string()});
+    s.put(&tenant, &format!("{msgs}/{id}"), &edit)
+        .await
+        .err(400, 230002);
+    s.delete(&user, &format!("{msgs}/{id}"), &[]).await.ok();
+}

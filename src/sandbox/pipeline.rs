@@ -381,6 +381,8 @@ fn authorize(
     }
 }
 
+const SEND_AS_USER: &[&str] = &["im:message", "im:message.send_as_user"];
+
 /// A user token: the app must have one of the endpoint's scopes enabled for user identity
 /// (else 99991672, as for tenant tokens) and the user must have granted one of them to this
 /// token (else 99991679 with `action_privilege_required` violations).
@@ -390,23 +392,38 @@ fn check_user_scopes(
     granted: &[String],
     status: u16,
 ) -> Result<(), ApiError> {
-    if ep.scopes.is_empty() {
+    // Sending as the user needs both of these on top of the any-of (lark-endpoints.tsv).
+    if ep.name == "send_message" || ep.name == "reply_message" {
+        for one in SEND_AS_USER {
+            user_scope(world, std::slice::from_ref(one), granted, status)?;
+        }
+    }
+    user_scope(world, ep.scopes, granted, status)
+}
+
+/// One any-of list for a user token.
+fn user_scope(
+    world: &World,
+    scopes: &[&str],
+    granted: &[String],
+    status: u16,
+) -> Result<(), ApiError> {
+    if scopes.is_empty() {
         return Ok(());
     }
     let app = world.app_scopes(world.caller.as_deref());
-    let enabled = ep.scopes.iter().any(|s| {
+    let enabled = scopes.iter().any(|s| {
         app.iter()
             .any(|a| a.scope == *s && a.granted && a.token_types.iter().any(|t| t == "user"))
     });
     if !enabled {
-        return Err(scope_missing(world, ep, status));
+        return Err(scope_missing(world, scopes, status));
     }
-    if ep.scopes.iter().any(|s| granted.iter().any(|g| g == s)) {
+    if scopes.iter().any(|s| granted.iter().any(|g| g == s)) {
         return Ok(());
     }
-    let list = ep.scopes.join(", ");
-    let violations: Vec<Value> = ep
-        .scopes
+    let list = scopes.join(", ");
+    let violations: Vec<Value> = scopes
         .iter()
         .map(|s| json!({"type": "action_privilege_required", "subject": s}))
         .collect();
@@ -429,13 +446,12 @@ fn check_scopes(world: &World, ep: &Endpoint, status: u16) -> Result<(), ApiErro
     if ep.scopes.is_empty() || world.has_any_scope(ep.scopes) {
         return Ok(());
     }
-    Err(scope_missing(world, ep, status))
+    Err(scope_missing(world, ep.scopes, status))
 }
 
-fn scope_missing(world: &World, ep: &Endpoint, status: u16) -> ApiError {
-    let list = ep.scopes.join(",");
-    let violations: Vec<Value> = ep
-        .scopes
+fn scope_missing(world: &World, scopes: &[&str], status: u16) -> ApiError {
+    let list = scopes.join(",");
+    let violations: Vec<Value> = scopes
         .iter()
         .map(|s| json!({"type": "action_scope_required", "subject": s}))
         .collect();

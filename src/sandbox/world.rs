@@ -655,6 +655,14 @@ impl World {
         }
     }
 
+    /// Whether the caller sent `m`: the user of a `u-` token, otherwise the bot.
+    pub fn caller_sent(&self, m: &Message) -> bool {
+        match self.caller_user.as_deref() {
+            Some(open_id) => !m.sender_is_bot && m.sender == open_id,
+            None => m.sender_is_bot,
+        }
+    }
+
     pub fn chat(&self, chat_id: &str) -> Option<&Chat> {
         self.chats.iter().find(|c| c.chat_id == chat_id)
     }
