@@ -1081,3 +1081,47 @@ async fn a_user_token_sends_as_the_user_with_send_as_user() {
         .err(400, 230002);
     s.delete(&user, &format!("{msgs}/{id}"), &[]).await.ok();
 }
+
+#[tokio::test]
+async fn token_endpoint_faults_20050_and_a_lost_rotation() {
+    use lark_mcp_server::sandbox::{FaultAction, FaultRule, Phase};
+    let s = Sbx::start().await;
+    let t = device_tokens(&s, "offline_access").await;
+    let rule = |action: FaultAction| -> FaultRule {
+        serde_json::from_value(json!({"path": TOKEN, "times": 1, "action": action}))
+            .expect("fault rule")
+    };
+    // 20050 once (HTTP 500, error server_error): the documented retry then succeeds.
+    s.state().add_fault(rule(FaultAction::LarkError {
+        code: 20050,
+        msg: "An unexpected server error occurred. Please retry your request.".into(),
+        status: 500,
+    }));
+    let failed = refresh(&s, &refresh_of(&t)).await;
+    assert_token_error(&failed, 500, 20050);
+    assert_eq!(failed.json["error"], "server_error");
+    assert!(failed.header("x-tt-logid").is_some());
+    let second = refresh(&s, &refresh_of(&t)).await;
+    assert_tokens(&second, true);
+    // The connection drops after the rotation was applied: the client never sees the new
+    // refresh token and the one it holds is spent.
+    s.state().add_fault(rule(FaultAction::Drop {
+        phase: Phase::After,
+    }));
+    let lost = s
+        .try_execute(
+            s.http
+                .post(s.url(TOKEN))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(encode(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", APP_ID),
+                    ("client_secret", APP_SECRET),
+                    ("refresh_token", &refresh_of(&second)),
+                ])),
+        )
+        .await;
+    assert!(lost.is_err(), "the connection is cut");
+    assert_eq!(s.state().refreshes(), 2);
+    assert_token_error(&refresh(&s, &refresh_of(&second)).await, 400, 20073);
+}

@@ -235,7 +235,7 @@ async fn run(state: &SandboxState, ep: &'static Endpoint, req: Incoming) -> Resp
     response
 }
 
-fn rate_limited(status: u16, limit: u64, reset_secs: u64) -> ApiError {
+pub(crate) fn rate_limited(status: u16, limit: u64, reset_secs: u64) -> ApiError {
     let mut e = ApiError::new(
         status,
         codes::RATE_LIMITED,
@@ -248,7 +248,7 @@ fn rate_limited(status: u16, limit: u64, reset_secs: u64) -> ApiError {
 }
 
 /// Gateway errors are not Lark envelopes: clients must cope with a non-JSON body.
-fn server_error(status: u16, log_id: &str) -> Response {
+pub(crate) fn server_error(status: u16, log_id: &str) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = Response::new(Body::from(format!(
         "<html><body><h1>{code}</h1></body></html>"
@@ -264,7 +264,7 @@ fn server_error(status: u16, log_id: &str) -> Response {
 
 /// A response whose body fails at once: hyper aborts the connection, so the client sees
 /// a transport error instead of an answer.
-fn dropped_connection() -> Response {
+pub(crate) fn dropped_connection() -> Response {
     let stream = futures::stream::once(async {
         Err::<Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,

@@ -1141,13 +1141,77 @@ async fn authorize_click(State(state): State<Arc<SandboxState>>, body: Bytes) ->
 
 // ---- the token endpoint -----------------------------------------------------------------
 
+/// The token endpoint, with the faults of `/_sandbox/faults` applied as on `/open-apis`:
+/// `latency`, `rate_limit`, `server_error` and `drop` (`phase: after` applies the grant
+/// first — a refresh token is spent though the client never sees its successor) and
+/// `lark_error`, answered in this endpoint's shape (`code`, `error`, `error_description`).
 async fn token(
     State(state): State<Arc<SandboxState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    use super::faults::{FaultAction, Phase, triggered};
+    use super::pipeline::{dropped_connection, rate_limited, server_error};
+
+    const PATH: &str = "/open-apis/authen/v2/oauth/token";
     let options = state.options();
+    let log_id = super::envelope::new_log_id();
+    let actions = {
+        let mut rules = state.faults.lock().unwrap_or_else(|e| e.into_inner());
+        triggered(&mut rules, "POST", PATH)
+    };
+    let mut delay = options.latency_ms;
+    for a in &actions {
+        if let FaultAction::Latency { ms } = a {
+            delay += ms;
+        }
+    }
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     let fields = body_fields(&headers, &body);
+    let logged_body = fields.as_deref().map(logged).unwrap_or(Value::Null);
+    let finish = |resp: Response, code: i64| {
+        record(
+            &state,
+            "POST",
+            PATH,
+            "",
+            TOKEN_ENDPOINT,
+            resp.status(),
+            code,
+            logged_body.clone(),
+        );
+        with_log_id(resp, &log_id)
+    };
+    for a in &actions {
+        match a {
+            FaultAction::RateLimit {
+                status,
+                reset_secs,
+                limit,
+            } => {
+                let e = rate_limited(*status, *limit, *reset_secs);
+                let code = e.code;
+                return finish(super::envelope::render_error(e, &log_id, &[]), code);
+            }
+            FaultAction::ServerError {
+                status,
+                phase: Phase::Before,
+            } => return finish(server_error(*status, &log_id), -1),
+            FaultAction::Drop {
+                phase: Phase::Before,
+            } => return finish(dropped_connection(), -1),
+            FaultAction::LarkError { code, msg, status } => {
+                let mut e = terr(*code);
+                e.code = *code;
+                e.description = msg.clone();
+                e.status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+                return finish(json_response(e.status, &token_error_body(&e)), *code);
+            }
+            _ => {}
+        }
+    }
     let result = match &fields {
         Err(()) => Err(terr(20063)),
         Ok(f) => {
@@ -1155,22 +1219,33 @@ async fn token(
             grant(&mut world, &headers, f, &options)
         }
     };
-    let (status, answer, code) = match result {
-        Ok(v) => (StatusCode::OK, v, 0),
-        Err(e) => (e.status, token_error_body(&e), e.code),
-    };
-    let logged_body = fields.as_deref().map(logged).unwrap_or(Value::Null);
-    record(
-        &state,
-        "POST",
-        "/open-apis/authen/v2/oauth/token",
-        "",
-        TOKEN_ENDPOINT,
-        status,
-        code,
-        logged_body,
-    );
-    json_response(status, &answer)
+    for a in &actions {
+        match a {
+            FaultAction::ServerError {
+                status,
+                phase: Phase::After,
+            } => return finish(server_error(*status, &log_id), -1),
+            FaultAction::Drop {
+                phase: Phase::After,
+            } => return finish(dropped_connection(), -1),
+            _ => {}
+        }
+    }
+    match result {
+        Ok(v) => finish(json_response(StatusCode::OK, &v), 0),
+        Err(e) => {
+            let code = e.code;
+            finish(json_response(e.status, &token_error_body(&e)), code)
+        }
+    }
+}
+
+/// `X-Tt-Logid`, as every answer of the open platform host carries.
+fn with_log_id(mut resp: Response, log_id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(log_id) {
+        resp.headers_mut().insert(super::envelope::LOGID_HEADER, v);
+    }
+    resp
 }
 
 /// Client authentication: `client_id` + `client_secret` in the body, or HTTP Basic alone;
