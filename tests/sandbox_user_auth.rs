@@ -924,6 +924,30 @@ async fn user_open_id_option_names_the_approving_user() {
     });
     let r = device_tokens(&s, CONTACT_BASE).await;
     assert_token_error(&r, 400, 20066);
+    // An unknown user: 20008.
+    s.state().set_options(Options {
+        user_open_id: Some("ou_nobody".into()),
+        ..Options::default()
+    });
+    assert_token_error(&device_tokens(&s, CONTACT_BASE).await, 400, 20008);
+}
+
+#[tokio::test]
+async fn revoked_user_access_tokens_answer_99991668() {
+    let s = Sbx::start().await;
+    let t = device_tokens(&s, CONTACT_BASE).await;
+    s.get(&access(&t), USER_INFO, &[]).await.ok();
+    // The request log names the token by its issue number only.
+    let seq = s
+        .state()
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.endpoint == "get_user_info_me")
+        .and_then(|r| r.token_seq)
+        .expect("token_seq");
+    assert_eq!(s.state().revoke_tokens(Some(seq)), 1);
+    s.get(&access(&t), USER_INFO, &[]).await.err(400, 99991668);
 }
 
 // ---- what a user sees -------------------------------------------------------------------

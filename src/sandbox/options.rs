@@ -76,8 +76,8 @@ pub struct Options {
     /// The authorize page: `approve` answers 302 with a code at once, `deny` 302 with
     /// `error=access_denied`, `page` shows the consent page with Approve / Deny.
     pub user_authorize_outcome: UserAuthorizeOutcome,
-    /// The open_id of the user who approves; default (or unknown): the first active tenant
-    /// manager of the seed.
+    /// The open_id of the user who approves (an unknown one: 20008 at the token endpoint);
+    /// default: the first active tenant manager of the seed.
     pub user_open_id: Option<String>,
     /// Serve variant 2 of the device authorization (`/open-apis/authen/v2/oauth/
     /// device_authorization`, JSON, used only by the Python channel SDK; [U]).
