@@ -36,6 +36,8 @@ pub fn router(state: Arc<SandboxState>) -> Router {
         .route("/chats", get(chats))
         .route("/apps", get(apps))
         .route("/registrations", get(registrations))
+        .route("/user_auth", get(user_auth))
+        .route("/user_auth/revoke", post(revoke_user_refresh))
         .with_state(state)
 }
 
@@ -184,4 +186,29 @@ async fn apps(State(s): S) -> Json<Value> {
 /// One-click registrations: requested name and addons, polls, state (device codes left out).
 async fn registrations(State(s): S) -> Json<Value> {
     Json(json!(s.registrations()))
+}
+
+/// User identity: tokens issued, refreshes, live tokens, device flows (no credentials).
+async fn user_auth(State(s): S) -> Json<Value> {
+    Json(json!(s.user_auth_summary()))
+}
+
+#[derive(Deserialize, Default)]
+struct RevokeUser {
+    /// The user whose refresh tokens are revoked; every user when absent.
+    open_id: Option<String>,
+}
+
+/// `POST /_sandbox/user_auth/revoke [{"open_id": …}]`: the next use of a revoked refresh
+/// token answers 20064.
+async fn revoke_user_refresh(State(s): S, body: axum::body::Bytes) -> Response {
+    let r: RevokeUser = if body.is_empty() {
+        RevokeUser::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return bad_request(format!("invalid revoke request: {e}")),
+        }
+    };
+    Json(json!({"revoked": s.revoke_user_refresh_tokens(r.open_id.as_deref())})).into_response()
 }

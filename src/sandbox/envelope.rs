@@ -70,6 +70,8 @@ pub mod codes {
     pub const USER_TOKEN_INVALID: i64 = 99991668;
     pub const TOKEN_MALFORMED: i64 = 99991671;
     pub const SCOPE_MISSING: i64 = 99991672;
+    pub const USER_TOKEN_EXPIRED: i64 = 99991677;
+    pub const USER_SCOPE_MISSING: i64 = 99991679;
     pub const RATE_LIMITED: i64 = 99991400;
     pub const NOT_FOUND_PATH: i64 = 99991201;
     pub const METHOD_MISMATCH: i64 = 99991301;

@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod registration;
 pub mod scopes;
 pub mod seed;
+pub mod user_auth;
 pub mod world;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -30,6 +31,7 @@ pub use faults::{FaultAction, FaultRule, Phase};
 pub use options::Options;
 pub use registration::{Registration, RegistrationState};
 pub use seed::Seed;
+pub use user_auth::UserAuthSummary;
 pub use world::{Chat, Message, Reaction, RecordedRequest, RegisteredApp};
 
 use envelope::{ApiError, codes, new_log_id, render_error};
@@ -184,6 +186,27 @@ impl SandboxState {
         v
     }
 
+    /// User access tokens (`u-`) issued so far, by any grant.
+    pub fn user_tokens_issued(&self) -> u64 {
+        lock(&self.world).user_auth.issued
+    }
+
+    /// Successful `refresh_token` grants so far.
+    pub fn refreshes(&self) -> u64 {
+        lock(&self.world).user_auth.refreshes
+    }
+
+    /// Revokes the live refresh tokens of `open_id` (all users for `None`): their next use
+    /// answers 20064. Returns how many were revoked.
+    pub fn revoke_user_refresh_tokens(&self, open_id: Option<&str>) -> usize {
+        lock(&self.world).user_auth.revoke_refresh_tokens(open_id)
+    }
+
+    /// Counts and device flows of the user-identity side (no token, code or device_code).
+    pub fn user_auth_summary(&self) -> UserAuthSummary {
+        lock(&self.world).user_auth.summary()
+    }
+
     /// Every one-click registration begun, oldest first: requested name, scopes, polls, state.
     pub fn registrations(&self) -> Vec<Registration> {
         let mut v: Vec<Registration> = lock(&self.world).registrations.values().cloned().collect();
@@ -315,6 +338,7 @@ pub fn router(state: Arc<SandboxState>) -> Router {
         app = app.route(path, route.fallback(method_mismatch));
     }
     app.merge(registration::router(state.clone()))
+        .merge(user_auth::router(state.clone()))
         .nest("/_sandbox", control::router(state))
         .fallback(unknown_path)
 }

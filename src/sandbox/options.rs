@@ -52,6 +52,46 @@ pub struct Options {
     pub registration_expires_in_secs: u64,
     /// Tenant scopes every newly registered app is granted besides those its `addons` request.
     pub registration_base_scopes: Vec<String>,
+    /// Lifetime of a user_access_token (`u-`; Lark: about 7200 s, "not fixed").
+    pub user_token_ttl_secs: u64,
+    /// Lifetime of a refresh token (v2 docs example: 604800 s), capped at 365 days after
+    /// the user authorised.
+    pub user_refresh_ttl_secs: u64,
+    /// Reusing a rotated refresh token within this many seconds is tolerated (a new pair is
+    /// issued) instead of 20073. 0 (Lark's documented behaviour): never.
+    pub user_refresh_reuse_grace_secs: u64,
+    /// Lifetime of an authorization code (Lark: 5 min).
+    pub user_code_ttl_secs: u64,
+    /// Device flow: the token poll on which the flow is decided without a click (after the
+    /// slow_down polls). 0: only the verification page decides.
+    pub user_device_approve_after_polls: u32,
+    /// What that poll decides: `approve`, `deny` (`access_denied`), `expire` (`expired_token`).
+    pub user_device_outcome: RegistrationOutcome,
+    /// The first this many device-code polls answer `slow_down`.
+    pub user_device_slow_down_polls: u32,
+    /// `interval` of a device authorization (real value [U]; clients default to 5).
+    pub user_device_interval_secs: u64,
+    /// `expires_in` of a device authorization (real value [U]; clients default to 240).
+    pub user_device_expires_in_secs: u64,
+    /// The authorize page: `approve` answers 302 with a code at once, `deny` 302 with
+    /// `error=access_denied`, `page` shows the consent page with Approve / Deny.
+    pub user_authorize_outcome: UserAuthorizeOutcome,
+    /// The open_id of the user who approves (an unknown one: 20008 at the token endpoint);
+    /// default: the first active tenant manager of the seed.
+    pub user_open_id: Option<String>,
+    /// Serve variant 2 of the device authorization (`/open-apis/authen/v2/oauth/
+    /// device_authorization`, JSON, used only by the Python channel SDK; [U]).
+    pub user_device_authorization_v2: bool,
+}
+
+/// What the browser authorize page does (`user_authorize_outcome`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserAuthorizeOutcome {
+    #[default]
+    Approve,
+    Deny,
+    Page,
 }
 
 /// How an undecided registration ends on its `registration_approve_after_polls`th poll.
@@ -105,6 +145,18 @@ impl Default for Options {
             registration_interval_secs: 1,
             registration_expires_in_secs: 600,
             registration_base_scopes: Vec::new(),
+            user_token_ttl_secs: 7200,
+            user_refresh_ttl_secs: 604_800,
+            user_refresh_reuse_grace_secs: 0,
+            user_code_ttl_secs: 300,
+            user_device_approve_after_polls: 2,
+            user_device_outcome: RegistrationOutcome::Approve,
+            user_device_slow_down_polls: 0,
+            user_device_interval_secs: 1,
+            user_device_expires_in_secs: 240,
+            user_authorize_outcome: UserAuthorizeOutcome::Approve,
+            user_open_id: None,
+            user_device_authorization_v2: true,
         }
     }
 }

@@ -134,16 +134,30 @@ async fn run(state: &SandboxState, ep: &'static Endpoint, req: Incoming) -> Resp
             let mut world = state.world.lock().unwrap_or_else(|e| e.into_inner());
             // Scope checks and handlers answer for the app the token was issued to.
             world.caller = None;
+            world.caller_user = None;
             let checked = match ep.auth {
                 Auth::None => Ok(()),
-                Auth::Tenant => match authorize(&world, &req.headers, options.auth_error_status) {
-                    Ok((seq, app_id)) => {
-                        token_seq = Some(seq);
-                        world.caller = Some(app_id);
-                        check_scopes(&world, ep, options.scope_error_status)
+                Auth::Tenant => {
+                    match authorize(&world, ep, &req.headers, options.auth_error_status) {
+                        Ok(Caller::Tenant { seq, app_id }) => {
+                            token_seq = Some(seq);
+                            world.caller = Some(app_id);
+                            check_scopes(&world, ep, options.scope_error_status)
+                        }
+                        Ok(Caller::User {
+                            seq,
+                            app_id,
+                            open_id,
+                            scopes,
+                        }) => {
+                            token_seq = Some(seq);
+                            world.caller = Some(app_id);
+                            world.caller_user = Some(open_id);
+                            check_user_scopes(&world, ep, &scopes, options.scope_error_status)
+                        }
+                        Err(e) => Err(e),
                     }
-                    Err(e) => Err(e),
-                },
+                }
             };
             let result = checked.and_then(|_| {
                 let mut call = Call {
@@ -162,6 +176,7 @@ async fn run(state: &SandboxState, ep: &'static Endpoint, req: Incoming) -> Resp
                 (ep.handler)(&mut call, &mut world)
             });
             world.caller = None;
+            world.caller_user = None;
             result
         };
 
@@ -220,7 +235,7 @@ async fn run(state: &SandboxState, ep: &'static Endpoint, req: Incoming) -> Resp
     response
 }
 
-fn rate_limited(status: u16, limit: u64, reset_secs: u64) -> ApiError {
+pub(crate) fn rate_limited(status: u16, limit: u64, reset_secs: u64) -> ApiError {
     let mut e = ApiError::new(
         status,
         codes::RATE_LIMITED,
@@ -233,7 +248,7 @@ fn rate_limited(status: u16, limit: u64, reset_secs: u64) -> ApiError {
 }
 
 /// Gateway errors are not Lark envelopes: clients must cope with a non-JSON body.
-fn server_error(status: u16, log_id: &str) -> Response {
+pub(crate) fn server_error(status: u16, log_id: &str) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = Response::new(Body::from(format!(
         "<html><body><h1>{code}</h1></body></html>"
@@ -249,7 +264,7 @@ fn server_error(status: u16, log_id: &str) -> Response {
 
 /// A response whose body fails at once: hyper aborts the connection, so the client sees
 /// a transport error instead of an answer.
-fn dropped_connection() -> Response {
+pub(crate) fn dropped_connection() -> Response {
     let stream = futures::stream::once(async {
         Err::<Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
@@ -262,8 +277,33 @@ fn dropped_connection() -> Response {
     resp
 }
 
-/// Checks the bearer token; returns the token's issue number for the log and its app.
-fn authorize(world: &World, headers: &HeaderMap, status: u16) -> Result<(u64, String), ApiError> {
+/// Who a valid token speaks for.
+enum Caller {
+    Tenant {
+        seq: u64,
+        app_id: String,
+    },
+    /// A user_access_token (`u-`): the user and the scopes they granted.
+    User {
+        seq: u64,
+        app_id: String,
+        open_id: String,
+        scopes: Vec<String>,
+    },
+}
+
+const INVALID_TOKEN_MSG: &str =
+    "Invalid access token for authorization. Please make a request with token attached.";
+
+/// Checks the bearer token and that the endpoint accepts its type (the token_types column
+/// of `lark-endpoints.tsv`): a tenant token on a user-only API is 99991663, a user token on
+/// a tenant-only API 99991668 "user access token not support", an expired user token 99991677.
+fn authorize(
+    world: &World,
+    ep: &Endpoint,
+    headers: &HeaderMap,
+    status: u16,
+) -> Result<Caller, ApiError> {
     let raw = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -293,27 +333,112 @@ fn authorize(world: &World, headers: &HeaderMap, status: u16) -> Result<(u64, St
             "Invalid token: must start with t-/u-",
         ));
     }
-    let invalid = || {
-        if token.starts_with("u-") {
-            ApiError::new(
-                status,
-                codes::USER_TOKEN_INVALID,
-                "Invalid access token for authorization. Please make a request with token attached.",
-            )
-        } else {
-            ApiError::new(
-                status,
-                codes::TOKEN_INVALID,
-                "Invalid access token for authorization. Please make a request with token attached.",
-            )
+    let now = now_ms();
+    if token.starts_with("u-") {
+        let invalid = |msg: &str| ApiError::new(status, codes::USER_TOKEN_INVALID, msg);
+        let Some(t) = world.user_auth.access.get(token) else {
+            return Err(invalid(INVALID_TOKEN_MSG));
+        };
+        if t.revoked {
+            return Err(invalid(INVALID_TOKEN_MSG));
         }
-    };
-    match world.tokens.get(token) {
-        Some(t) if t.kind == TokenKind::Tenant && !t.revoked && t.expires_at_ms > now_ms() => {
-            Ok((t.seq, t.app_id.clone()))
+        if t.expires_at_ms <= now {
+            return Err(ApiError::new(
+                status,
+                codes::USER_TOKEN_EXPIRED,
+                "token expire",
+            ));
         }
-        _ => Err(invalid()),
+        if !super::scopes::accepts(ep.name, "user") {
+            return Err(invalid("user access token not support"));
+        }
+        return Ok(Caller::User {
+            seq: t.seq,
+            app_id: t.client_id.clone(),
+            open_id: t.open_id.clone(),
+            scopes: t.scopes.clone(),
+        });
     }
+    match world.tokens.get(token) {
+        Some(t) if t.kind == TokenKind::Tenant && !t.revoked && t.expires_at_ms > now => {
+            if !super::scopes::accepts(ep.name, "tenant") {
+                return Err(ApiError::new(
+                    status,
+                    codes::TOKEN_INVALID,
+                    INVALID_TOKEN_MSG,
+                ));
+            }
+            Ok(Caller::Tenant {
+                seq: t.seq,
+                app_id: t.app_id.clone(),
+            })
+        }
+        _ => Err(ApiError::new(
+            status,
+            codes::TOKEN_INVALID,
+            INVALID_TOKEN_MSG,
+        )),
+    }
+}
+
+const SEND_AS_USER: &[&str] = &["im:message", "im:message.send_as_user"];
+
+/// A user token: the app must have one of the endpoint's scopes enabled for user identity
+/// (else 99991672, as for tenant tokens) and the user must have granted one of them to this
+/// token (else 99991679 with `action_privilege_required` violations).
+fn check_user_scopes(
+    world: &World,
+    ep: &Endpoint,
+    granted: &[String],
+    status: u16,
+) -> Result<(), ApiError> {
+    // Sending as the user needs both of these on top of the any-of (lark-endpoints.tsv).
+    if ep.name == "send_message" || ep.name == "reply_message" {
+        for one in SEND_AS_USER {
+            user_scope(world, std::slice::from_ref(one), granted, status)?;
+        }
+    }
+    user_scope(world, ep.scopes, granted, status)
+}
+
+/// One any-of list for a user token.
+fn user_scope(
+    world: &World,
+    scopes: &[&str],
+    granted: &[String],
+    status: u16,
+) -> Result<(), ApiError> {
+    if scopes.is_empty() {
+        return Ok(());
+    }
+    let app = world.app_scopes(world.caller.as_deref());
+    let enabled = scopes.iter().any(|s| {
+        app.iter()
+            .any(|a| a.scope == *s && a.granted && a.token_types.iter().any(|t| t == "user"))
+    });
+    if !enabled {
+        return Err(scope_missing(world, scopes, status));
+    }
+    if scopes.iter().any(|s| granted.iter().any(|g| g == s)) {
+        return Ok(());
+    }
+    let list = scopes.join(", ");
+    let violations: Vec<Value> = scopes
+        .iter()
+        .map(|s| json!({"type": "action_privilege_required", "subject": s}))
+        .collect();
+    Err(ApiError::new(
+        status,
+        codes::USER_SCOPE_MISSING,
+        format!(
+            "Unauthorized. You do not have permission to perform the requested operation on the resource. Please request user re-authorization and try again. required one of these privileges: [{list}]. 应用未获取所需的用户授权：[{list}]"
+        ),
+    )
+    .with_error("permission_violations", json!(violations))
+    .with_error(
+        "troubleshooter",
+        json!("排查建议查看(Troubleshooting suggestions): https://open.feishu.cn/search?from=openapi&q=99991679"),
+    ))
 }
 
 /// 99991672 shaped exactly as Lark sends it: one violation and one help per any-of scope.
@@ -321,13 +446,16 @@ fn check_scopes(world: &World, ep: &Endpoint, status: u16) -> Result<(), ApiErro
     if ep.scopes.is_empty() || world.has_any_scope(ep.scopes) {
         return Ok(());
     }
-    let list = ep.scopes.join(",");
-    let violations: Vec<Value> = ep
-        .scopes
+    Err(scope_missing(world, ep.scopes, status))
+}
+
+fn scope_missing(world: &World, scopes: &[&str], status: u16) -> ApiError {
+    let list = scopes.join(",");
+    let violations: Vec<Value> = scopes
         .iter()
         .map(|s| json!({"type": "action_scope_required", "subject": s}))
         .collect();
-    Err(ApiError::new(
+    ApiError::new(
         status,
         codes::SCOPE_MISSING,
         format!("Access denied. One of the following scopes is required: [{list}]"),
@@ -343,7 +471,7 @@ fn check_scopes(world: &World, ep: &Endpoint, status: u16) -> Result<(), ApiErro
             "url": format!("https://open.feishu.cn/app/{}/auth?q={list}&op_from=openapi", world.caller_app().app_id),
             "description": format!("Learn more about scopes and how to add them: [{list}]"),
         }]),
-    ))
+    )
 }
 
 pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
@@ -359,7 +487,12 @@ pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
 fn recorded_body(body: &Bytes) -> Option<Value> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
     if let Some(obj) = v.as_object_mut() {
-        for key in ["app_secret", "app_access_token"] {
+        for key in [
+            "app_secret",
+            "app_access_token",
+            "client_secret",
+            "refresh_token",
+        ] {
             if obj.contains_key(key) {
                 obj.insert(key.into(), json!("<redacted>"));
             }

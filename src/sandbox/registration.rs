@@ -402,7 +402,7 @@ fn success(world: &World, code: &str, host: Host) -> (StatusCode, Value) {
 }
 
 /// The user who scans and approves: the first active tenant manager, else the first active user.
-fn approver(world: &World) -> (String, String) {
+pub(crate) fn approver(world: &World) -> (String, String) {
     let active = |u: &&super::seed::UserSeed| u.status == UserStatusSeed::Active;
     world
         .users

@@ -38,6 +38,27 @@ pub fn required(op_name: &str) -> &'static [&'static str] {
     TABLE.get(op_name).map(Vec::as_slice).unwrap_or(UNLISTED)
 }
 
+static TOKEN_TYPES: LazyLock<HashMap<&'static str, Vec<&'static str>>> = LazyLock::new(|| {
+    TSV.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut cols = line.split('\t');
+            let name = cols.next()?.trim();
+            let types = cols.nth(3).unwrap_or("");
+            Some((name, types.split(',').map(str::trim).collect()))
+        })
+        .collect()
+});
+
+/// Whether the endpoint `op_name` accepts `token_type` (`tenant` or `user`), per the
+/// table's token_types column. An unlisted endpoint accepts only tenant tokens.
+pub fn accepts(op_name: &str, token_type: &str) -> bool {
+    match TOKEN_TYPES.get(op_name) {
+        Some(types) => types.contains(&token_type),
+        None => token_type == "tenant",
+    }
+}
+
 /// Whether `scope` is a scope the sandbox knows: one some endpoint in the table accepts.
 /// The registration page drops other names, as Lark's page drops unknown items.
 pub fn is_known(scope: &str) -> bool {
@@ -74,5 +95,22 @@ mod tests {
         );
         assert!(required("tenant_access_token_internal").is_empty());
         assert_eq!(required("no_such_endpoint"), UNLISTED);
+    }
+
+    #[test]
+    fn token_types_come_from_the_table() {
+        assert!(accepts("get_user_info_me", "user"));
+        assert!(!accepts("get_user_info_me", "tenant"));
+        assert!(accepts("list_chats", "user") && accepts("list_chats", "tenant"));
+        assert!(!accepts("list_contact_scopes", "user"));
+        // Every token-checked endpoint of the sandbox accepted tenant tokens before user
+        // tokens existed, except the user-only ones.
+        for e in crate::sandbox::api::all_endpoints() {
+            if e.auth == crate::sandbox::endpoint::Auth::Tenant
+                && !["get_user_info_me", "search_users"].contains(&e.name)
+            {
+                assert!(accepts(e.name, "tenant"), "{}", e.name);
+            }
+        }
     }
 }

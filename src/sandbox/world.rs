@@ -316,6 +316,11 @@ pub struct World {
     /// The app whose token authorised the call being handled; `None` outside a call
     /// (control path, tests) means the seed app. Set by the pipeline under the world lock.
     pub caller: Option<String>,
+    /// The user a `u-` token authorising the call belongs to (open_id); `None` for tenant
+    /// tokens and outside a call. Set by the pipeline with [`Self::caller`].
+    pub caller_user: Option<String>,
+    /// User identity: device flows, authorization codes, user and refresh tokens.
+    pub user_auth: super::user_auth::UserAuth,
 }
 
 /// An app created (or last updated) by an approved one-click registration.
@@ -407,6 +412,8 @@ impl World {
             apps: Vec::new(),
             registrations: BTreeMap::new(),
             caller: None,
+            caller_user: None,
+            user_auth: Default::default(),
         }
     }
 
@@ -458,10 +465,23 @@ impl World {
         (value, ttl_secs)
     }
 
+    /// The next token issue number (shared by tenant, app and user tokens).
+    pub fn next_token_seq(&mut self) -> u64 {
+        self.token_seq += 1;
+        self.token_seq
+    }
+
     /// Revokes every token (`seq` None) or one; returns how many were revoked.
     pub fn revoke_tokens(&mut self, seq: Option<u64>) -> usize {
         let mut n = 0;
         for t in self.tokens.values_mut() {
+            if !t.revoked && seq.is_none_or(|s| s == t.seq) {
+                t.revoked = true;
+                n += 1;
+            }
+        }
+        // User access tokens share the issue numbers.
+        for t in self.user_auth.access.values_mut() {
             if !t.revoked && seq.is_none_or(|s| s == t.seq) {
                 t.revoked = true;
                 n += 1;
@@ -624,6 +644,23 @@ impl World {
             return d.department_id.clone();
         }
         open_id.to_string()
+    }
+
+    /// Whether the caller is in `chat`: the user of a `u-` token ([`Self::caller_user`]) by
+    /// membership, otherwise the app's bot.
+    pub fn caller_in_chat(&self, chat: &Chat) -> bool {
+        match self.caller_user.as_deref() {
+            Some(open_id) => chat.members.iter().any(|m| m == open_id),
+            None => chat.bot_member,
+        }
+    }
+
+    /// Whether the caller sent `m`: the user of a `u-` token, otherwise the bot.
+    pub fn caller_sent(&self, m: &Message) -> bool {
+        match self.caller_user.as_deref() {
+            Some(open_id) => !m.sender_is_bot && m.sender == open_id,
+            None => m.sender_is_bot,
+        }
     }
 
     pub fn chat(&self, chat_id: &str) -> Option<&Chat> {

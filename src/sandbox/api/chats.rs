@@ -97,10 +97,10 @@ fn existing<'w>(world: &'w World, chat_id: &str) -> Result<&'w Chat, ApiError> {
     Ok(chat)
 }
 
-/// An existing chat the bot is a member of.
+/// An existing chat the caller (the bot, or the user of a user token) is a member of.
 fn joined<'w>(world: &'w World, chat_id: &str) -> Result<&'w Chat, ApiError> {
     let chat = existing(world, chat_id)?;
-    if !chat.bot_member {
+    if !world.caller_in_chat(chat) {
         return Err(err(
             codes::OPERATOR_NOT_IN_CHAT,
             "Operator can NOT be out of the chat.",
@@ -322,7 +322,7 @@ fn list(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
     let mut chats: Vec<(&Chat, u64)> = world
         .chats
         .iter()
-        .filter(|c| c.bot_member && !c.dissolved && c.chat_mode != "p2p")
+        .filter(|c| world.caller_in_chat(c) && !c.dissolved && c.chat_mode != "p2p")
         .map(|c| (c, world.last_active_ms(c)))
         .collect();
     if sort == "ByActiveTimeDesc" {
@@ -360,7 +360,7 @@ fn search(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
             .chats
             .iter()
             .filter(|c| !c.dissolved && c.chat_mode != "p2p")
-            .filter(|c| c.bot_member || c.chat_type == "public")
+            .filter(|c| world.caller_in_chat(c) || c.chat_type == "public")
             .filter(|c| {
                 c.name.to_lowercase().contains(&needle)
                     || c.description.to_lowercase().contains(&needle)
@@ -381,13 +381,14 @@ fn search(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
 fn get(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
     let user_type = call.user_id_type()?;
     let chat = existing(world, call.path_param("chat_id"))?;
-    if !chat.bot_member && chat.chat_type != "public" {
+    let member = world.caller_in_chat(chat);
+    if !member && chat.chat_type != "public" {
         return Err(err(
             codes::OPERATOR_NOT_IN_CHAT,
             "Operator can NOT be out of the chat.",
         ));
     }
-    Ok(Reply::Data(detail(world, chat, user_type, chat.bot_member)))
+    Ok(Reply::Data(detail(world, chat, user_type, member)))
 }
 
 // ---- create, update, dissolve ---------------------------------------------------------------------
@@ -778,7 +779,9 @@ fn list_members(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
 
 fn is_in_chat(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
     let chat = existing(world, call.path_param("chat_id"))?;
-    Ok(Reply::Data(json!({"is_in_chat": chat.bot_member})))
+    Ok(Reply::Data(
+        json!({"is_in_chat": world.caller_in_chat(chat)}),
+    ))
 }
 
 #[derive(Deserialize, Default)]

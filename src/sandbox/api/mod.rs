@@ -25,6 +25,7 @@ static ALL: LazyLock<Vec<Endpoint>> = LazyLock::new(|| {
         messages::endpoints(),
         resources::endpoints(),
         chats::endpoints(),
+        super::user_auth::endpoints(),
     ]
     .into_iter()
     .flatten()

@@ -395,15 +395,17 @@ fn reachable<'w>(world: &'w World, id: &str) -> Result<(&'w Message, &'w Chat), 
     if chat.dissolved {
         return Err(dissolved());
     }
-    if !chat.bot_member {
+    if !world.caller_in_chat(chat) {
         return Err(bot_not_in_chat());
     }
     Ok((m, chat))
 }
 
 /// Bot reads of group messages need `im:message.group_msg` on top of the API scope.
+/// (User-token reads do not.)
 fn check_group_read(world: &World, chat: &Chat) -> Result<(), ApiError> {
-    if chat.chat_mode != "p2p" && !world.has_scope(GROUP_MSG_SCOPE) {
+    // A user reads the chats they are in; the extra scope is the bot's.
+    if world.caller_user.is_none() && chat.chat_mode != "p2p" && !world.has_scope(GROUP_MSG_SCOPE) {
         return Err(err(
             codes::LACK_PERMISSIONS,
             "Lack of necessary permissions.",

@@ -93,7 +93,7 @@ pub(super) fn list_pins(call: &mut Call, world: &mut World) -> Result<Reply, Api
     if chat.dissolved {
         return Err(dissolved());
     }
-    if !chat.bot_member {
+    if !world.caller_in_chat(chat) {
         return Err(bot_not_in_chat());
     }
     let mut found: Vec<&Pin> = world

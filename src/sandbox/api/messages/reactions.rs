@@ -51,7 +51,7 @@ pub(super) fn reaction_target<'w>(
     if chat.dissolved {
         return Err(dissolved());
     }
-    if !chat.bot_member {
+    if !world.caller_in_chat(chat) {
         let msg = if outside_code == codes::REACTION_NO_PERMISSION {
             "The operator has no permission to react on the specific message."
         } else {

@@ -55,7 +55,7 @@ pub(super) fn list_messages(call: &mut Call, world: &mut World) -> Result<Reply,
     if chat.dissolved {
         return Err(dissolved());
     }
-    if !chat.bot_member {
+    if !world.caller_in_chat(chat) {
         return Err(bot_not_in_chat());
     }
     check_group_read(world, chat)?;
@@ -100,7 +100,7 @@ pub(super) fn read_users(call: &mut Call, world: &mut World) -> Result<Reply, Ap
     if m.deleted {
         return Err(recalled());
     }
-    if !m.sender_is_bot {
+    if !world.caller_sent(m) {
         return Err(err(
             codes::BOT_NOT_SENDER,
             "Bot is NOT the sender of the message.",
@@ -163,7 +163,7 @@ pub(super) fn download_resource(call: &mut Call, world: &mut World) -> Result<Re
     if chat.dissolved {
         return Err(dissolved());
     }
-    if !chat.bot_member {
+    if !world.caller_in_chat(chat) {
         return Err(err(codes::RES_APP_NOT_IN_CHAT, "App not in chat."));
     }
     if m.deleted {

@@ -31,7 +31,7 @@ pub(super) fn receiving_chat(
         if chat.dissolved {
             return Err(dissolved());
         }
-        if !chat.bot_member {
+        if !world.caller_in_chat(chat) {
             return Err(bot_not_in_chat());
         }
         return Ok(chat.chat_id.clone());
@@ -63,6 +63,26 @@ pub(super) fn receiving_chat(
         ));
     }
     let open_id = user.open_id.clone();
+    // A user token sends in the p2p chat between the two users.
+    if let Some(me) = world.caller_user.clone() {
+        let pair = |c: &&Chat| {
+            c.chat_mode == "p2p"
+                && !c.bot_member
+                && c.members.len() == 2
+                && c.members.contains(&me)
+                && c.members.contains(&open_id)
+        };
+        if let Some(c) = world.chats.iter().find(pair) {
+            return Ok(c.chat_id.clone());
+        }
+        let chat_id = format!("oc_{}", random_hex(32));
+        let mut chat = Chat::new(chat_id.clone(), me.clone(), now_ms);
+        chat.chat_mode = "p2p".into();
+        chat.bot_member = false;
+        chat.members = vec![me, open_id];
+        world.chats.push(chat);
+        return Ok(chat_id);
+    }
     if let Some(c) = world
         .chats
         .iter()
@@ -126,8 +146,12 @@ pub(super) fn new_bot_message(
     Message {
         message_id: format!("om_{}", random_hex(32)),
         chat_id,
-        sender: world.app.app_id.clone(),
-        sender_is_bot: true,
+        // The user of a user token, else the bot.
+        sender: world
+            .caller_user
+            .clone()
+            .unwrap_or_else(|| world.app.app_id.clone()),
+        sender_is_bot: world.caller_user.is_none(),
         msg_type,
         content,
         create_time_ms: now,
@@ -278,7 +302,7 @@ pub(super) fn edit_message(call: &mut Call, world: &mut World) -> Result<Reply, 
     if m.deleted {
         return Err(recalled());
     }
-    if !m.sender_is_bot {
+    if !world.caller_sent(m) {
         return Err(err(
             codes::OPERATOR_NOT_SENDER,
             "The operator is not the sender of the message.",
@@ -349,7 +373,7 @@ pub(super) fn update_card(call: &mut Call, world: &mut World) -> Result<Reply, A
             "This operation is not supported for this message type.",
         ));
     }
-    if !m.sender_is_bot {
+    if !world.caller_sent(m) {
         return Err(err(
             codes::OPERATOR_NOT_SENDER,
             "The operator is not the sender of the message.",
@@ -390,7 +414,7 @@ pub(super) fn recall_message(call: &mut Call, world: &mut World) -> Result<Reply
         return Err(recalled());
     }
     let age = now.saturating_sub(m.create_time_ms);
-    if m.sender_is_bot {
+    if world.caller_sent(m) {
         if age > call.options.recall_window_secs.saturating_mul(1000) {
             return Err(err(
                 codes::MSG_RECALL_WINDOW_PASSED,
