@@ -65,6 +65,7 @@ const NEEDS: &[(&str, &[&str])] = &[
     ("remove_chat_members", &["remove_chat_members"]),
     // meta: reads only endpoints that need no scope
     ("get_app_status", &[]),
+    ("get_me", &["get_user_info_me"]),
 ];
 
 /// Disagreements found and left open because the TSV marks the facts as inferred rather
