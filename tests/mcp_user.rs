@@ -118,6 +118,66 @@ async fn user_tools_appear_after_login_with_list_changed() {
         me["open_id"].as_str().is_some_and(|o| o.starts_with("ou_")),
         "{me}"
     );
+    // The user's own tools came with the login: people search and their chats.
+    let names = s.tool_names().await;
+    for t in ["search_users", "list_my_chats"] {
+        assert!(names.iter().any(|n| n == t), "{t} in {names:?}");
+    }
+    let found = s.ok("search_users", json!({"query": "张"})).await;
+    assert!(
+        found["users"].as_array().is_some_and(|u| !u.is_empty()),
+        "{found}"
+    );
+    let mine = s.ok("list_my_chats", json!({})).await;
+    assert!(mine["chats"].is_array(), "{mine}");
+    // Every call went with the user's token, none with the app's.
+    let user_calls = sbx
+        .state()
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == "search_users" || r.endpoint == "get_user_info_me")
+        .count();
+    assert!(user_calls >= 2, "{user_calls}");
+}
+
+/// `login` against a sandbox with these options; (exit code, stderr).
+async fn login_outcome(options: serde_json::Value, test: &str) -> (i32, String) {
+    let sbx = Sbx::with_options(serde_json::from_value(options).expect("options")).await;
+    let home = home(test);
+    let mut child = command(&sbx, &home, &["login", "--no-browser"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("login starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("login ends")
+        .expect("output");
+    let stored = home
+        .join("lark-mcp-server/profiles/default.user.json")
+        .exists();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        stored,
+        out.status.success(),
+        "tokens stored only on success: {err}"
+    );
+    (out.status.code().unwrap_or(-1), err)
+}
+
+#[tokio::test]
+async fn login_ends_cleanly_on_denial_expiry_and_slow_down() {
+    let (code, err) = login_outcome(json!({"user_device_outcome": "deny"}), "deny").await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("denied"), "{err}");
+    let (code, err) = login_outcome(json!({"user_device_outcome": "expire"}), "expire").await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("expired"), "{err}");
+    let (code, err) = login_outcome(json!({"user_device_slow_down_polls": 1}), "slow").await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("every 6 s"), "{err}");
 }
 
 #[tokio::test]

@@ -66,6 +66,8 @@ const NEEDS: &[(&str, &[&str])] = &[
     // meta: reads only endpoints that need no scope
     ("get_app_status", &[]),
     ("get_me", &["get_user_info_me"]),
+    ("search_users", &["search_users"]),
+    ("list_my_chats", &["list_chats"]),
 ];
 
 /// Disagreements found and left open because the TSV marks the facts as inferred rather

@@ -30,14 +30,49 @@ pub fn session(cfg: &LarkConfig, profile: &str) -> Result<UserSession, String> {
     Ok(UserSession::new(Oauth::new(app)?, file))
 }
 
-/// `--scopes auto`: what the tools need (their user scopes are the tenant names, as Lark
-/// spells both alike), plus `offline_access`.
-fn auto_scopes() -> Vec<String> {
-    let metas: Vec<_> = catalog().iter().map(|d| &d.meta).collect();
-    scope_plan::plan(&metas)
-        .into_iter()
-        .map(String::from)
-        .collect()
+/// `--scopes auto`: for each tool that acts as the user, a scope the app offers for user
+/// identity (the consent page drops any other), read from the app's own scope list; the
+/// least-privilege plan when that list cannot be read. `offline_access` is added when the
+/// flow begins.
+async fn auto_scopes(cfg: &LarkConfig) -> Vec<String> {
+    let metas: Vec<_> = catalog()
+        .iter()
+        .map(|d| &d.meta)
+        .filter(|m| m.identity == crate::tools::Identity::User)
+        .collect();
+    let offered = match crate::lark::LarkClient::new(cfg.clone()) {
+        Ok(client) => client
+            .granted_scopes(&CancellationToken::new())
+            .await
+            .ok()
+            .map(|g| g.user),
+        Err(_) => None,
+    };
+    let Some(offered) = offered.filter(|o| !o.is_empty()) else {
+        return scope_plan::plan_user(&metas)
+            .into_iter()
+            .map(String::from)
+            .collect();
+    };
+    let mut chosen: Vec<String> = Vec::new();
+    for m in &metas {
+        if m.scopes.iter().any(|s| chosen.iter().any(|c| c == s)) {
+            continue;
+        }
+        // The tool's own order puts its usual scope first; take the first the app offers.
+        if let Some(s) = m.scopes.iter().find(|s| offered.contains(**s)) {
+            chosen.push(s.to_string());
+        } else if let Some(s) = m.scopes.first() {
+            tracing::warn!(
+                tool = m.name,
+                "the app offers none of {:?} for user identity; asking for {s} anyway",
+                m.scopes
+            );
+            chosen.push(s.to_string());
+        }
+    }
+    chosen.sort();
+    chosen
 }
 
 /// Exit code: 0 logged in, 1 refused/expired/failed, 130 Ctrl-C.
@@ -52,7 +87,10 @@ pub async fn login(
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let scopes = scopes.unwrap_or_else(auto_scopes);
+    let scopes = match scopes {
+        Some(s) => s,
+        None => auto_scopes(cfg).await,
+    };
     println!(
         "lark-mcp-server login: sign in as yourself to the app {}, asking for {} scopes (+ offline_access).",
         cfg.app_id,

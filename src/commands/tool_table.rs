@@ -56,6 +56,12 @@ fn reason(h: &Hidden) -> String {
             format!("needs one of the scopes [{}]", any_of.join(", "))
         }
         Hidden::NeedsLogin => "acts as you: needs `login`".into(),
+        Hidden::MissingUserScope { any_of } => {
+            format!(
+                "acts as you: needs your grant of one of [{}]",
+                any_of.join(", ")
+            )
+        }
     }
 }
 

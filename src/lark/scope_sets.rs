@@ -27,6 +27,8 @@ pub const GROUPS_READ: &[&str] = &[
 ];
 pub const USERS_BATCH: &[&str] = &["contact:contact.base:readonly"];
 pub const USER_ID_LOOKUP: &[&str] = &["contact:user.id:readonly"];
+/// People search by name: a user token only.
+pub const USER_SEARCH: &[&str] = &["contact:user:search"];
 pub const APP_INFO: &[&str] = &[
     "application:application:self_manage",
     "admin:app.info:readonly",

@@ -470,9 +470,14 @@ impl UserSession {
         }
     }
 
-    /// Whether a login is stored (a tool needing the user is offered only then).
-    pub fn logged_in(&self) -> bool {
-        matches!(read_tokens(&self.file), Ok(Some(t)) if t.refreshable(now_secs()) || t.fresh(now_secs()))
+    /// The scopes the signed-in user granted, when a usable login is stored (a tool that
+    /// acts as the user is offered only then, and only with its scope).
+    pub fn granted_scopes(&self) -> Option<Vec<String>> {
+        let now = now_secs();
+        match read_tokens(&self.file) {
+            Ok(Some(t)) if t.refreshable(now) || t.fresh(now) => Some(t.scope),
+            _ => None,
+        }
     }
 
     /// Lark refused `token` (expired early, revoked): the next call refreshes.

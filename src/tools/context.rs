@@ -25,8 +25,8 @@ pub struct ScopeState {
     /// Why the last read failed, if it did.
     pub error: Option<String>,
     pub read_at: Option<Instant>,
-    /// Someone is signed in (`login`), so user-identity tools are offered.
-    pub logged_in: bool,
+    /// The scopes the signed-in user granted (`login`); None when nobody is signed in.
+    pub user_scopes: Option<Vec<String>>,
 }
 
 pub struct Shared {
@@ -147,9 +147,19 @@ impl Shared {
 
     /// The policy's decision, then the identity's: a user tool needs someone signed in.
     pub fn visible_in(&self, def: &ToolDef, state: &ScopeState) -> Result<(), Hidden> {
-        self.policy.visibility(def, state.granted.as_ref())?;
-        if def.meta.identity == Identity::User && !state.logged_in {
+        if def.meta.identity == Identity::Bot {
+            return self.policy.visibility(def, state.granted.as_ref());
+        }
+        // Acting as the user: the user's login and the scopes they granted decide.
+        self.policy.configured(&def.meta)?;
+        let Some(granted) = &state.user_scopes else {
             return Err(Hidden::NeedsLogin);
+        };
+        let scopes = def.meta.scopes;
+        if !scopes.is_empty() && !scopes.iter().any(|s| granted.iter().any(|g| g == s)) {
+            return Err(Hidden::MissingUserScope {
+                any_of: scopes.iter().map(|s| s.to_string()).collect(),
+            });
         }
         Ok(())
     }
@@ -162,8 +172,8 @@ impl Shared {
             .collect()
     }
 
-    fn logged_in_now(&self) -> bool {
-        self.client.user_session().is_some_and(|u| u.logged_in())
+    fn user_scopes_now(&self) -> Option<Vec<String>> {
+        self.client.user_session()?.granted_scopes()
     }
 
     pub async fn visible_tools(&self) -> Vec<&'static ToolDef> {
@@ -182,7 +192,7 @@ impl Shared {
             let changed = {
                 let mut state = self.scopes.write().await;
                 let before = self.visible_names(&state);
-                state.logged_in = self.logged_in_now();
+                state.user_scopes = self.user_scopes_now();
                 before != self.visible_names(&state)
             };
             if changed {
@@ -199,7 +209,7 @@ impl Shared {
         let changed = {
             let mut state = self.scopes.write().await;
             let before = self.visible_names(&state);
-            state.logged_in = self.logged_in_now();
+            state.user_scopes = self.user_scopes_now();
             match result {
                 Ok(granted) => {
                     if state.error.take().is_some() {

@@ -39,6 +39,8 @@ pub enum Hidden {
     MissingScope { any_of: Vec<String> },
     /// It acts as the signed-in user, and nobody is signed in.
     NeedsLogin,
+    /// It acts as the signed-in user, who has not granted any of these scopes.
+    MissingUserScope { any_of: Vec<String> },
 }
 
 impl Hidden {
@@ -58,6 +60,10 @@ impl Hidden {
             Hidden::NotConfigured { flag } => {
                 format!("it needs the operator to start the server with {flag}")
             }
+            Hidden::MissingUserScope { any_of } => format!(
+                "it acts as you, and your login has none of [{}]: run `lark-mcp-server login` again (the app must offer one of them for user identity)",
+                any_of.join(", ")
+            ),
             Hidden::NeedsLogin => "it acts as you, and nobody is signed in: run `lark-mcp-server login` (the server notices within its scope re-read interval)".into(),
             Hidden::MissingScope { any_of } => format!(
                 "the Lark app has not been granted any of [{}]; an app admin can enable one at {} and publish a new version",

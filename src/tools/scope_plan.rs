@@ -13,6 +13,17 @@ use crate::lark::scope_sets::APP_INFO;
 /// to a read-only scope, then to the longer (narrower) name, then to the name, so the plan
 /// is deterministic.
 pub fn plan(tools: &[&ToolMeta]) -> Vec<&'static str> {
+    // The scope check reads the app's own grants (application/v6/applications/me).
+    cover(tools, &[APP_INFO])
+}
+
+/// What a person signing in grants for the tools that act as them (the same greedy cover,
+/// without the app's own needs).
+pub fn plan_user(tools: &[&ToolMeta]) -> Vec<&'static str> {
+    cover(tools, &[])
+}
+
+fn cover(tools: &[&ToolMeta], extra: &[&'static [&'static str]]) -> Vec<&'static str> {
     let others: Vec<&[&'static str]> = super::catalog()
         .iter()
         .map(|d| &d.meta)
@@ -24,8 +35,7 @@ pub fn plan(tools: &[&ToolMeta]) -> Vec<&'static str> {
         .map(|t| t.scopes)
         .filter(|s| !s.is_empty())
         .collect();
-    // The scope check reads the app's own grants (application/v6/applications/me).
-    unserved.push(APP_INFO);
+    unserved.extend_from_slice(extra);
     let mut chosen = BTreeSet::new();
     while !unserved.is_empty() {
         let candidates: BTreeSet<&'static str> =

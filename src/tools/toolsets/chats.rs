@@ -37,6 +37,12 @@ const fn meta(
     }
 }
 
+/// The same tool facts, acting as the signed-in user.
+const fn as_user(mut m: ToolMeta) -> ToolMeta {
+    m.identity = crate::tools::Identity::User;
+    m
+}
+
 pub fn tools() -> Vec<ToolDef> {
     vec![
         ToolDef::new(
@@ -50,6 +56,18 @@ pub fn tools() -> Vec<ToolDef> {
                 true,
             ),
             list_chats,
+        ),
+        ToolDef::new(
+            as_user(meta(
+                "list_my_chats",
+                "List my chats",
+                "List the group chats you (the signed-in user) are a member of, including those the bot is not in.",
+                scopes::CHAT_READ,
+                true,
+                false,
+                true,
+            )),
+            list_my_chats,
         ),
         ToolDef::new(
             meta(
@@ -216,9 +234,25 @@ struct ChatsOut {
     next_page_token: Option<String>,
 }
 
-async fn list_chats(ctx: ToolCtx, mut a: ListChatsArgs) -> Result<ChatsOut, ToolError> {
-    let base = Request::get("list chats", "/open-apis/im/v1/chats".into())
+async fn list_chats(ctx: ToolCtx, a: ListChatsArgs) -> Result<ChatsOut, ToolError> {
+    chats_of(ctx, a, false).await
+}
+
+async fn list_my_chats(ctx: ToolCtx, a: ListChatsArgs) -> Result<ChatsOut, ToolError> {
+    chats_of(ctx, a, true).await
+}
+
+/// The bot's chats, or with the user's token the user's own.
+async fn chats_of(
+    ctx: ToolCtx,
+    mut a: ListChatsArgs,
+    as_user: bool,
+) -> Result<ChatsOut, ToolError> {
+    let mut base = Request::get("list chats", "/open-apis/im/v1/chats".into())
         .query("user_id_type", "open_id");
+    if as_user {
+        base = base.as_user();
+    }
     let paging = a.paging();
     let (raw, next, _) = pages(&ctx, base, "items", paging, 100).await?;
     Ok(ChatsOut {

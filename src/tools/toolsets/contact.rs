@@ -48,6 +48,18 @@ pub fn tools() -> Vec<ToolDef> {
             lookup_user_by_email,
         ),
         ToolDef::new(
+            ToolMeta {
+                identity: crate::tools::Identity::User,
+                ..read(
+                    "search_users",
+                    "Search people by name",
+                    "Find people in your organisation by name (as you, the signed-in user); use it when you know a name but no email or id.",
+                    scopes::USER_SEARCH,
+                )
+            },
+            search_users,
+        ),
+        ToolDef::new(
             read(
                 "get_user",
                 "Get a user",
@@ -868,5 +880,84 @@ async fn get_contact_scope(ctx: ToolCtx, _a: NoArgs) -> Result<RangeOut, ToolErr
             .iter()
             .map(|g| NamedId::new(g, &group_names))
             .collect(),
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SearchUsersArgs {
+    /// A name, or part of one.
+    query: String,
+    /// Results per page, 1–200 (default 20).
+    page_size: Option<u32>,
+    /// next_page_token from the previous call.
+    page_token: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct FoundUser {
+    open_id: String,
+    name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    department_ids: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct FoundUsers {
+    users: Vec<FoundUser>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+async fn search_users(ctx: ToolCtx, a: SearchUsersArgs) -> Result<FoundUsers, ToolError> {
+    let query = a.query.trim();
+    if query.is_empty() {
+        return Err(ToolError::invalid("query", "must not be empty"));
+    }
+    if query.chars().count() > 64 {
+        return Err(ToolError::invalid("query", "at most 64 characters"));
+    }
+    let size = a.page_size.unwrap_or(20);
+    if !(1..=200).contains(&size) {
+        return Err(ToolError::invalid("page_size", "must be 1–200"));
+    }
+    let req = Request::get("search people by name", "/open-apis/search/v1/user".into())
+        .query("query", query)
+        .query("page_size", size.to_string())
+        .query_opt("page_token", a.page_token)
+        .as_user();
+    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let users = data
+        .get("users")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|u| FoundUser {
+                    open_id: text(u, "open_id"),
+                    name: text(u, "name"),
+                    department_ids: u
+                        .get("department_ids")
+                        .and_then(Value::as_array)
+                        .map(|d| {
+                            d.iter()
+                                .filter_map(Value::as_str)
+                                .map(String::from)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let more = data
+        .get("has_more")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(FoundUsers {
+        users,
+        next_page_token: more
+            .then(|| text(&data, "page_token"))
+            .filter(|t| !t.is_empty()),
     })
 }
