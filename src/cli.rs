@@ -463,6 +463,15 @@ pub struct LoginArgs {
     /// Print the link and QR code but do not open a browser.
     #[arg(long)]
     pub no_browser: bool,
+    /// Sign in through the browser (authorization code + PKCE, redirected to this machine)
+    /// instead of the device flow; also used when the device flow is refused.
+    #[arg(long)]
+    pub pkce: bool,
+    /// Port of the browser sign-in's redirect, http://127.0.0.1:<port>/callback, which must
+    /// be registered as a redirect URL of the app (default 3000; any free port for a local
+    /// sandbox).
+    #[arg(long)]
+    pub redirect_port: Option<u16>,
 }
 
 impl LoginArgs {

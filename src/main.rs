@@ -227,6 +227,10 @@ async fn main() {
                 args.scope_list(),
                 args.no_browser,
                 args.lark.sandbox,
+                commands::login::Browser {
+                    pkce: args.pkce,
+                    redirect_port: args.redirect_port,
+                },
             )
             .await;
             std::process::exit(code);

@@ -1,7 +1,9 @@
 //! `login`, `whoami`, `logout`: the person's own Lark identity, next to the app's.
 //!
 //! `login` runs the OAuth device flow for the app of the chosen profile (or of the
-//! flags/environment) and stores the user's tokens beside that profile (0600).
+//! flags/environment) — or, with `--pkce` or when the device flow is refused, the browser
+//! sign-in (authorization code + PKCE, redirected to 127.0.0.1) — and stores the user's
+//! tokens beside that profile (0600).
 //! `whoami` shows who is logged in, the granted scopes and the expiries, refreshing first if
 //! the access token is due (never printing a token). `logout` forgets the tokens.
 
@@ -13,6 +15,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::lark::LarkConfig;
+use crate::lark::pkce;
 use crate::lark::registration::{Accounts, Failure};
 use crate::lark::user_auth::{App, Oauth, UserAuthError, UserSession, UserTokens};
 use crate::tools::{catalog, scope_plan};
@@ -75,6 +78,15 @@ async fn auto_scopes(cfg: &LarkConfig) -> Vec<String> {
     chosen
 }
 
+/// The browser sign-in (authorization code + PKCE): asked for, and where it comes back.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Browser {
+    /// Skip the device flow.
+    pub pkce: bool,
+    /// `--redirect-port`; default [`pkce::default_port`].
+    pub redirect_port: Option<u16>,
+}
+
 /// Exit code: 0 logged in, 1 refused/expired/failed, 130 Ctrl-C.
 pub async fn login(
     cfg: &LarkConfig,
@@ -82,6 +94,7 @@ pub async fn login(
     scopes: Option<Vec<String>>,
     no_browser: bool,
     sandbox: bool,
+    browser: Browser,
 ) -> i32 {
     let session = match session(cfg, profile) {
         Ok(s) => s,
@@ -96,14 +109,6 @@ pub async fn login(
         cfg.app_id,
         scopes.len()
     );
-    let begun = match session.oauth().device_begin(&scopes).await {
-        Ok(b) => b,
-        Err(e) => return fail(&e),
-    };
-    super::init::show_link(&begun.url, begun.expires_in, no_browser || sandbox);
-    if sandbox {
-        super::init::confirm_in_sandbox(&begun.url).await;
-    }
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -111,17 +116,69 @@ pub async fn login(
             on_signal.cancel();
         }
     });
-    let live = std::io::stderr().is_terminal();
-    let result = session
-        .oauth()
-        .device_wait(&begun, &cancel, |s| super::init::progress(s, live))
-        .await;
-    super::init::end_progress(live);
+    let device = if browser.pkce {
+        None
+    } else {
+        match session.oauth().device_begin(&scopes).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                println!(
+                    "The device login is not available ({e}); signing in through the browser instead."
+                );
+                None
+            }
+        }
+    };
+    let result = match device {
+        Some(begun) => {
+            super::init::show_link(&begun.url, begun.expires_in, no_browser || sandbox);
+            if sandbox {
+                super::init::confirm_in_sandbox(&begun.url).await;
+            }
+            let live = std::io::stderr().is_terminal();
+            let result = session
+                .oauth()
+                .device_wait(&begun, &cancel, |s| super::init::progress(s, live))
+                .await;
+            super::init::end_progress(live);
+            result
+        }
+        None => {
+            let port = browser
+                .redirect_port
+                .unwrap_or_else(|| pkce::default_port(&cfg.base_url));
+            let begun = match pkce::begin(session.oauth().app(), &scopes, port).await {
+                Ok(b) => b,
+                Err(e) => return fail(&e),
+            };
+            println!(
+                "The browser comes back to {} (it must be a redirect URL of the app: developer console → Security settings).",
+                begun.redirect_uri
+            );
+            super::init::show_link(&begun.url, pkce::WAIT, no_browser || sandbox);
+            if sandbox {
+                // The built-in sandbox approves at once; follow its redirect as a browser would.
+                let url = begun.url.clone();
+                tokio::spawn(async move { super::init::confirm_in_sandbox(&url).await });
+            }
+            pkce::finish(session.oauth(), begun, pkce::WAIT, &cancel).await
+        }
+    };
     let mut tokens = match result {
         Ok(t) => t,
         Err(Failure::Cancelled) => {
             eprintln!("\ncancelled: not logged in");
             return 130;
+        }
+        Err(Failure::Denied(why)) => {
+            return fail(&if why.is_empty() {
+                "the login was denied: not logged in".to_string()
+            } else {
+                format!("the login was denied ({why}): not logged in")
+            });
+        }
+        Err(Failure::Expired) => {
+            return fail("the login expired before it was confirmed; run login again");
         }
         Err(f) => return fail(&f.to_string()),
     };

@@ -573,6 +573,26 @@ fn lock_file(path: &std::path::Path) -> Result<std::fs::File, String> {
     Ok(f)
 }
 
+/// The authorization-code grant (`super::pkce`): one form POST to the token endpoint, read
+/// like the device flow's answer. The error says Lark's code and reason, never a credential.
+impl Oauth {
+    pub(super) async fn code_grant(&self, form: &[(&str, &str)]) -> Result<UserTokens, String> {
+        let url = format!("{}{TOKEN_PATH}", self.app.api);
+        let a = self.post_form(&url, form, false).await?;
+        if !a.failed() && a.access_token.as_deref().is_some_and(|t| !t.is_empty()) {
+            return Ok(UserTokens::from_answer(a, None));
+        }
+        Err(format!(
+            "Lark refused the authorization code (code {}: {})",
+            a.code.map_or_else(|| "?".into(), |c| c.to_string()),
+            a.error_description
+                .as_deref()
+                .or(a.error.as_deref())
+                .unwrap_or("no reason given")
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
