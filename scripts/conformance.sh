@@ -33,15 +33,44 @@ fi
 cargo build --quiet
 
 rm -rf "$out"
-mkdir -p "$out/uploads" "$out/downloads"
+mkdir -p "$out/uploads" "$out/downloads" "$out/config"
 bin="target/debug/lark-mcp-server"
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+
+# A standalone sandbox, and a user signed in to its demo app, so that every tool is served:
+# the tools that act as the user appear only with a login.
+"$bin" sandbox --port 0 >"$out/sandbox.out" 2>"$out/sandbox.log" &
+pids+=($!)
+sbx=""
+for _ in $(seq 100); do
+  sbx=$(grep -o 'http://127.0.0.1:[0-9]*' "$out/sandbox.out" | head -n1 || true)
+  [ -n "$sbx" ] && break
+  sleep 0.1
+done
+[ -n "$sbx" ] || { echo "conformance: the sandbox did not start"; cat "$out/sandbox.log"; exit 1; }
+export XDG_CONFIG_HOME="$PWD/$out/config" LARK_MCP_KEYCHAIN=off
+export LARK_APP_ID=cli_a5f2c8e91b3d4007 LARK_APP_SECRET=sbx_7Qm2Vn9Lr4Tx8Kp1Wd6Hs3Jc5Fb0Ga
+"$bin" login --no-browser --domain "$sbx" >"$out/login.out" 2>"$out/login.err" &
+login=$!
+link=""
+for _ in $(seq 100); do
+  link=$(sed -n 's/^Link: //p' "$out/login.out" | head -n1)
+  [ -n "$link" ] && break
+  sleep 0.1
+done
+# The person's part: opening the link (the sandbox then confirms on its own).
+[ -n "$link" ] && curl -fsS -o /dev/null "$link"
+if ! wait "$login"; then
+  echo "conformance: login failed"; cat "$out/login.out" "$out/login.err"; exit 1
+fi
+
 # Upload and download tools are hidden unless given directories: with both, all tools are served.
-serve=(serve --sandbox --allow-read-dir "$out/uploads" --download-dir "$out/downloads")
+serve=(serve --domain "$sbx" --allow-read-dir "$out/uploads" --download-dir "$out/downloads")
 
 log="$out/server.log"
 "$bin" "${serve[@]}" --http --port 0 2>"$log" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true' EXIT
+pids+=($!)
 url=""
 for _ in $(seq 100); do
   url=$(grep -o 'http://127.0.0.1:[0-9]*/mcp' "$log" | head -n1 || true)
@@ -78,7 +107,10 @@ done
 echo "== inspector --strict"
 lists=()
 insp() { node "$inspector/clients/launcher/build/index.js" --cli "$@" --method tools/list --format json; }
-if ! insp "$bin" "${serve[@]}" --strict >"$out/inspector-stdio.json" 2>"$out/inspector-stdio.err"; then
+# The Inspector starts the server with a clean environment: pass what it needs.
+child_env=(-e "LARK_APP_ID=$LARK_APP_ID" -e "LARK_APP_SECRET=$LARK_APP_SECRET"
+  -e "XDG_CONFIG_HOME=$XDG_CONFIG_HOME" -e "LARK_MCP_KEYCHAIN=off")
+if ! insp "${child_env[@]}" "$bin" "${serve[@]}" --strict >"$out/inspector-stdio.json" 2>"$out/inspector-stdio.err"; then
   echo "inspector over stdio failed:"; cat "$out/inspector-stdio.err"; failed=1
 fi
 # Deterministic order: two consecutive lists from the HTTP server, then one over 2026-07-28.
