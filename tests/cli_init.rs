@@ -21,14 +21,8 @@ use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A config home of its own per test, under the build directory.
 fn config_home(test: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli-init")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    dir
+    common::config_home("cli-init", test)
 }
 
 fn command(home: &std::path::Path, args: &[&str]) -> Command {

@@ -18,12 +18,7 @@ use tokio::process::{Child, Command};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn home(test: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli-login-pkce")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    dir
+    common::config_home("cli-login-pkce", test)
 }
 
 fn command(sbx: &Sbx, home: &std::path::Path, args: &[&str]) -> Command {

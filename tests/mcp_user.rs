@@ -21,12 +21,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const TTL_SECS: u64 = 4;
 
 fn home(test: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("mcp-user")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    dir
+    common::config_home("mcp-user", test)
 }
 
 fn env(home: &std::path::Path) -> Vec<(&'static str, String)> {

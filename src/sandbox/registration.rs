@@ -650,7 +650,8 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-fn html(status: StatusCode, title: &str, body: &str) -> Response {
+/// A small HTML page (the confirmation pages of both accounts flows).
+pub(super) fn html(status: StatusCode, title: &str, body: &str) -> Response {
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body>\n{body}</body></html>\n",
         escape(title)

@@ -33,7 +33,7 @@ use super::SandboxState;
 use super::endpoint::{Call, Endpoint};
 use super::envelope::{ApiError, Reply, codes};
 use super::options::{Options, RegistrationOutcome, UserAuthorizeOutcome};
-use super::registration::escape;
+use super::registration::{escape, html};
 use super::seed::UserStatusSeed;
 use super::world::{RecordedRequest, World, now_ms, random_hex};
 
@@ -218,20 +218,6 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
-}
-
-fn html(status: StatusCode, title: &str, body: &str) -> Response {
-    let page = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body>\n{body}</body></html>\n",
-        escape(title)
-    );
-    let mut resp = Response::new(Body::from(page));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
     );
     resp
 }

@@ -469,3 +469,13 @@ impl Sbx {
         self.execute(rb).await
     }
 }
+
+/// An empty config home of its own for one test (profiles, logins), under the build dir.
+pub fn config_home(group: &str, test: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(group)
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    dir
+}
