@@ -176,6 +176,11 @@ pub struct PolicyArgs {
     /// Where download_resource writes files (unset hides it).
     #[arg(long, env = "LARK_MCP_DOWNLOAD_DIR")]
     pub download_dir: Option<std::path::PathBuf>,
+    /// Whose identity tools may act with: auto (the bot, and you for the tools that act as
+    /// you once you `login`), bot (never as you), user (as auto; tools that can act either
+    /// way will then prefer you).
+    #[arg(long, env = "LARK_MCP_IDENTITY", value_enum, default_value = "auto")]
+    pub identity: crate::tools::IdentityMode,
     /// Seconds between re-reads of the granted scopes.
     #[arg(long, env = "LARK_MCP_SCOPE_REFRESH_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub scope_refresh_secs: u64,

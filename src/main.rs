@@ -96,10 +96,9 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
         Ok(session) => client.set_user_session(Arc::new(session)),
         Err(e) => tracing::debug!("no user login possible: {e}"),
     }
-    (
-        Arc::new(Shared::new(client, rules, policy.scope_check)),
-        sandbox,
-    )
+    let shared = Arc::new(Shared::new(client, rules, policy.scope_check));
+    shared.set_identity_mode(policy.identity);
+    (shared, sandbox)
 }
 
 /// The app a user signs in to, and the profile their tokens are kept under.

@@ -232,3 +232,22 @@ async fn a_revoked_login_tells_the_person_to_log_in_again() {
         .join("default.user.json");
     assert!(!tokens.exists(), "the dead login is deleted");
 }
+
+#[tokio::test]
+async fn identity_bot_keeps_the_user_tools_hidden_after_login() {
+    let sbx = Sbx::start().await;
+    let home = home("bot_only");
+    login(&sbx, &home).await;
+    let env = env(&home);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = McpServer::start_env(&sbx, &["--identity", "bot"], &env).await;
+    let names = s.tool_names().await;
+    for t in ["get_me", "search_users", "list_my_chats"] {
+        assert!(!names.iter().any(|n| n == t), "{t} hidden: {names:?}");
+    }
+    let text = s.err("get_me", json!({})).await;
+    assert!(text.contains("--identity bot"), "{text}");
+    // Without the flag the same login shows them.
+    let s = server(&sbx, &home).await;
+    assert!(s.tool_names().await.iter().any(|n| n == "get_me"));
+}

@@ -56,6 +56,7 @@ fn reason(h: &Hidden) -> String {
             format!("needs one of the scopes [{}]", any_of.join(", "))
         }
         Hidden::NeedsLogin => "acts as you: needs `login`".into(),
+        Hidden::BotOnly => "acts as you, and --identity bot is set".into(),
         Hidden::MissingUserScope { any_of } => {
             format!(
                 "acts as you: needs your grant of one of [{}]",

@@ -17,7 +17,7 @@ use crate::lark::{ErrorKind, GrantedScopes, LarkClient};
 use crate::server::ScopeCheck;
 use crate::server::catalog::ChatDirectory;
 use crate::server::peers::Peers;
-use crate::tools::Identity;
+use crate::tools::{Identity, IdentityMode};
 
 #[derive(Debug, Clone, Default)]
 pub struct ScopeState {
@@ -43,6 +43,8 @@ pub struct Shared {
     refreshing: tokio::sync::Mutex<()>,
     /// The connected clients, told when the visible tool set changes.
     pub peers: Peers,
+    /// `--identity` (unset: auto).
+    identity_mode: std::sync::OnceLock<IdentityMode>,
     /// How often the scopes are re-read (milliseconds; 0 until a refresh loop starts).
     scope_refresh_ms: std::sync::atomic::AtomicU64,
     /// The bot's chats, cached briefly for argument completion.
@@ -86,6 +88,7 @@ impl Shared {
             ready_deadline: Instant::now() + SCOPE_WAIT,
             refreshing: tokio::sync::Mutex::new(()),
             peers: Peers::default(),
+            identity_mode: std::sync::OnceLock::new(),
             scope_refresh_ms: std::sync::atomic::AtomicU64::new(0),
             chat_directory: ChatDirectory::default(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
@@ -146,12 +149,21 @@ impl Shared {
     }
 
     /// The policy's decision, then the identity's: a user tool needs someone signed in.
+    /// `--identity`: set once at start.
+    pub fn set_identity_mode(&self, mode: IdentityMode) {
+        let _ = self.identity_mode.set(mode);
+    }
+
     pub fn visible_in(&self, def: &ToolDef, state: &ScopeState) -> Result<(), Hidden> {
         if def.meta.identity == Identity::Bot {
             return self.policy.visibility(def, state.granted.as_ref());
         }
-        // Acting as the user: the user's login and the scopes they granted decide.
+        // Acting as the user: the operator's choice, the user's login and the scopes they
+        // granted decide.
         self.policy.configured(&def.meta)?;
+        if self.identity_mode.get() == Some(&IdentityMode::Bot) {
+            return Err(Hidden::BotOnly);
+        }
         let Some(granted) = &state.user_scopes else {
             return Err(Hidden::NeedsLogin);
         };

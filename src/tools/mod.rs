@@ -92,6 +92,15 @@ pub enum Identity {
     User,
 }
 
+/// The operator's choice of identities (`--identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IdentityMode {
+    #[default]
+    Auto,
+    Bot,
+    User,
+}
+
 impl Identity {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -39,6 +39,8 @@ pub enum Hidden {
     MissingScope { any_of: Vec<String> },
     /// It acts as the signed-in user, and nobody is signed in.
     NeedsLogin,
+    /// It acts as the signed-in user, and the operator allows only the bot (`--identity bot`).
+    BotOnly,
     /// It acts as the signed-in user, who has not granted any of these scopes.
     MissingUserScope { any_of: Vec<String> },
 }
@@ -64,6 +66,7 @@ impl Hidden {
                 "it acts as you, and your login has none of [{}]: run `lark-mcp-server login` again (the app must offer one of them for user identity)",
                 any_of.join(", ")
             ),
+            Hidden::BotOnly => "it acts as the signed-in user, and the server runs as the bot only (--identity bot / LARK_MCP_IDENTITY)".into(),
             Hidden::NeedsLogin => "it acts as you, and nobody is signed in: run `lark-mcp-server login` (the server notices within its scope re-read interval)".into(),
             Hidden::MissingScope { any_of } => format!(
                 "the Lark app has not been granted any of [{}]; an app admin can enable one at {} and publish a new version",
