@@ -53,9 +53,15 @@ fn browser() -> reqwest::Client {
 
 /// `login --pkce --no-browser`; the printed link, the lines before it, and the child.
 async fn start_login(sbx: &Sbx, home: &std::path::Path) -> (Child, String, Vec<String>) {
-    let mut child = command(sbx, home, &["login", "--pkce", "--no-browser"])
-        .spawn()
-        .expect("login starts");
+    start_login_with(sbx, home, &["login", "--pkce", "--no-browser"]).await
+}
+
+async fn start_login_with(
+    sbx: &Sbx,
+    home: &std::path::Path,
+    args: &[&str],
+) -> (Child, String, Vec<String>) {
+    let mut child = command(sbx, home, args).spawn().expect("login starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut seen = Vec::new();
     let url = tokio::time::timeout(WAIT, async {
@@ -220,4 +226,35 @@ async fn a_denial_in_the_browser_ends_the_login_with_exit_1() {
         .await
         .expect("whoami");
     assert!(!out.status.success(), "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_refused_device_flow_falls_back_to_the_browser_login() {
+    let options: Options =
+        serde_json::from_value(json!({"user_device_flow_enabled": false})).expect("options");
+    let sbx = Sbx::with_options(options).await;
+    let home = home("fallback");
+    // No --pkce: the device flow is tried first, refused, and the browser login follows.
+    let (child, url, seen) = start_login_with(&sbx, &home, &["login", "--no-browser"]).await;
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("not enabled") && l.contains("through the browser")),
+        "{seen:?}"
+    );
+    assert!(url.contains("/open-apis/authen/v1/authorize"), "{url}");
+    assert!(query(&url, "code_challenge").is_some(), "{url}");
+    let location = authorize(&url).await;
+    let page = browser().get(&location).send().await.expect("the listener");
+    assert_eq!(page.status().as_u16(), 200);
+    let (status, err) = finish(child).await;
+    assert_eq!(status, 0, "{err}");
+    let out = command(&sbx, &home, &["whoami"])
+        .output()
+        .await
+        .expect("whoami");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

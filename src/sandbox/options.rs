@@ -82,6 +82,9 @@ pub struct Options {
     /// Serve variant 2 of the device authorization (`/open-apis/authen/v2/oauth/
     /// device_authorization`, JSON, used only by the Python channel SDK; [U]).
     pub user_device_authorization_v2: bool,
+    /// Whether the accounts host offers the device flow at all. [U] How a refusal reads:
+    /// here 400 `unauthorized_client`, so clients fall back to the browser (PKCE) login.
+    pub user_device_flow_enabled: bool,
 }
 
 /// What the browser authorize page does (`user_authorize_outcome`).
@@ -157,6 +160,7 @@ impl Default for Options {
             user_authorize_outcome: UserAuthorizeOutcome::Approve,
             user_open_id: None,
             user_device_authorization_v2: true,
+            user_device_flow_enabled: true,
         }
     }
 }

@@ -622,6 +622,14 @@ async fn device_authorization(
         let e = ApiError::new(404, codes::NOT_FOUND_PATH, "resource not find");
         return super::envelope::render_error(e, &super::envelope::new_log_id(), &[]);
     }
+    if matches!(variant, DeviceVariant::Accounts(_)) && !options.user_device_flow_enabled {
+        let (status, answer) = oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "the device flow is not enabled for this app",
+        );
+        return json_response(status, &answer);
+    }
     let base = state.base_url();
     let fields = match variant {
         DeviceVariant::Accounts(_) => Ok(form(&body)),
