@@ -36,16 +36,9 @@ fn fail(code: i32, msg: &str) -> ! {
     std::process::exit(code);
 }
 
-/// Writes a command's output. A reader that stops early (`| head`) closes the pipe: that
-/// is a normal end, so the process leaves quietly instead of panicking as `print!` would.
+/// Writes a command's output (a closed pipe ends the process quietly).
 fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(e) => fail(1, &format!("cannot write to stdout: {e}")),
-    }
+    commands::write_out(text);
 }
 
 /// What `serve` says when a person, not a client, is at the other end of stdin: otherwise

@@ -104,18 +104,18 @@ fn show_plan(tools: &[&ToolMeta], a: &Addons, args: &InitArgs) {
         Some(id) => format!("add to the app {id}"),
         None => "register a new app".into(),
     };
-    println!(
+    say!(
         "lark-mcp-server init: {action} for {} tools, asking for:",
         tools.len()
     );
     for s in &a.tenant_scopes {
-        println!("  scope (app)   {s}");
+        say!("  scope (app)   {s}");
     }
     for s in &a.user_scopes {
-        println!("  scope (user)  {s}");
+        say!("  scope (user)  {s}");
     }
     for e in &a.tenant_events {
-        println!("  event         {e}");
+        say!("  event         {e}");
     }
 }
 
@@ -166,7 +166,7 @@ async fn init(args: InitArgs) -> Result<(), Stop> {
     });
     let registered = wait(&reg, &begun, &cancel).await?;
     let api = reg.accounts().api_base(registered.brand).to_string();
-    println!(
+    say!(
         "Registered {} ({} tenant).",
         registered.app_id,
         registered.brand.as_str()
@@ -180,26 +180,25 @@ async fn init(args: InitArgs) -> Result<(), Stop> {
     run_check(&registered, &api).await;
     match profile_name {
         Some(name) => show_clients(&name),
-        None => println!(
-            "Sandbox: nothing was stored. Run `lark-mcp-server init` to register a real app."
-        ),
+        None => {
+            say!("Sandbox: nothing was stored. Run `lark-mcp-server init` to register a real app.")
+        }
     }
     Ok(())
 }
 
 /// The QR code and link to confirm on, valid for `expires_in`; opened unless `no_browser`.
 pub(super) fn show_link(url: &str, expires_in: Duration, no_browser: bool) {
-    println!();
-    println!("Scan this code with the Feishu/Lark app, or open the link, and confirm:");
+    say!();
+    say!("Scan this code with the Feishu/Lark app, or open the link, and confirm:");
     if let Some(qr) = qr_text(url) {
-        println!("{qr}");
+        say!("{qr}");
     }
-    println!("Link: {url}");
-    println!("(valid for {} minutes)", expires_in.as_secs().div_ceil(60));
+    say!("Link: {url}");
+    say!("(valid for {} minutes)", expires_in.as_secs().div_ceil(60));
     if !no_browser && let Err(e) = open::that_detached(url) {
-        println!("Could not open a browser ({e}); open the link yourself.");
+        say!("Could not open a browser ({e}); open the link yourself.");
     }
-    let _ = std::io::stdout().flush();
 }
 
 /// The URL as a terminal QR code (two rows per character).
@@ -277,11 +276,11 @@ async fn store(name: &str, r: &Registered, api: &str) -> Result<String, Stop> {
     };
     let (file, store) = profile::save(&p).await.map_err(Stop::Failed)?;
     match store {
-        SecretStore::Keychain => println!(
+        SecretStore::Keychain => say!(
             "Stored profile `{name}`: {} (the secret is in the OS keychain).",
             file.display()
         ),
-        SecretStore::File => println!(
+        SecretStore::File => say!(
             "Stored profile `{name}`: {} (readable by you only; it holds the secret).",
             file.display()
         ),
@@ -299,7 +298,7 @@ async fn run_check(r: &Registered, api: &str) {
     let client = match cfg.and_then(LarkClient::new) {
         Ok(c) => c,
         Err(e) => {
-            println!("Check skipped: {}", e.msg);
+            say!("Check skipped: {}", e.msg);
             return;
         }
     };
@@ -315,10 +314,10 @@ async fn run_check(r: &Registered, api: &str) {
     let shared = Arc::new(Shared::new(client, policy, ScopeCheck::Auto));
     // A new app's grants can take a moment to show; the check reads them once.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    println!();
+    say!();
     match super::check::report(&shared).await {
-        Ok(text) => print!("{text}"),
-        Err(e) => println!("Check: {e}"),
+        Ok(text) => super::write_out(&text),
+        Err(e) => say!("Check: {e}"),
     }
 }
 
@@ -333,19 +332,19 @@ fn show_clients(profile: &str) {
     } else {
         format!(" --profile {profile}")
     };
-    println!();
-    println!(
+    say!();
+    say!(
         "Next, add the server to your MCP client (it reads the stored profile; no secret in any config):"
     );
     for client in ["claude-desktop", "cursor", "vscode", "claude-code"] {
-        println!("  {exe} install-client {client}{flag}");
+        say!("  {exe} install-client {client}{flag}");
     }
     let args = if flag.is_empty() {
         "\"serve\"".to_string()
     } else {
         format!("\"serve\", \"--profile\", \"{profile}\"")
     };
-    println!("or by hand: {{\"command\": \"{exe}\", \"args\": [{args}]}}");
+    say!("or by hand: {{\"command\": \"{exe}\", \"args\": [{args}]}}");
 }
 
 #[cfg(test)]

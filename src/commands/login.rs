@@ -104,7 +104,7 @@ pub async fn login(
         Some(s) => s,
         None => auto_scopes(cfg).await,
     };
-    println!(
+    say!(
         "lark-mcp-server login: sign in as yourself to the app {}, asking for {} scopes (+ offline_access).",
         cfg.app_id,
         scopes.len()
@@ -122,7 +122,7 @@ pub async fn login(
         match session.oauth().device_begin(&scopes).await {
             Ok(b) => Some(b),
             Err(e) => {
-                println!(
+                say!(
                     "The device login is not available ({e}); signing in through the browser instead."
                 );
                 None
@@ -151,7 +151,7 @@ pub async fn login(
                 Ok(b) => b,
                 Err(e) => return fail(&e),
             };
-            println!(
+            say!(
                 "The browser comes back to {} (it must be a redirect URL of the app: developer console → Security settings).",
                 begun.redirect_uri
             );
@@ -189,7 +189,7 @@ pub async fn login(
     if let Err(e) = session.save(&tokens) {
         return fail(&e);
     }
-    println!(
+    say!(
         "Logged in as {} ({}); {} scopes granted. Stored beside profile `{profile}`.",
         tokens.name.as_deref().unwrap_or("?"),
         tokens.open_id.as_deref().unwrap_or("?"),
@@ -248,7 +248,7 @@ pub async fn whoami(cfg: &LarkConfig, profile: &str) -> i32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let user = user_info(&session, &t).await;
-    println!(
+    say!(
         "User:    {} ({})",
         user.as_ref()
             .map(|u| u.1.as_str())
@@ -259,16 +259,16 @@ pub async fn whoami(cfg: &LarkConfig, profile: &str) -> i32 {
             .or(t.open_id.as_deref())
             .unwrap_or("?")
     );
-    println!("App:     {}", cfg.app_id);
-    println!(
+    say!("App:     {}", cfg.app_id);
+    say!(
         "Access:  valid for {} s more",
         t.access_expires_at.saturating_sub(now)
     );
-    println!(
+    say!(
         "Refresh: valid for {} days more",
         t.refresh_expires_at.saturating_sub(now) / 86_400
     );
-    println!("Scopes:  {}", t.scope.join(" "));
+    say!("Scopes:  {}", t.scope.join(" "));
     0
 }
 
@@ -284,11 +284,11 @@ pub async fn logout(cfg: &LarkConfig, profile: &str) -> i32 {
     if was {
         // Lark documents no revocation endpoint for user tokens: the stored ones are gone,
         // the refresh token is never used again, and the access token lapses within 2 h.
-        println!(
+        say!(
             "Logged out of profile `{profile}`: the tokens are deleted. To withdraw the app's access entirely, remove it in Feishu/Lark's settings."
         );
     } else {
-        println!("Profile `{profile}` had no login.");
+        say!("Profile `{profile}` had no login.");
     }
     0
 }

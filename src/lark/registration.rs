@@ -307,12 +307,12 @@ impl Registration {
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("cannot reach {host}: {}", without_url(&e)))?;
+            .map_err(|e| format!("cannot reach {host}: {}", e.without_url()))?;
         let status = resp.status();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| format!("{host} did not answer completely: {}", without_url(&e)))?;
+            .map_err(|e| format!("{host} did not answer completely: {}", e.without_url()))?;
         // Pending answers are HTTP 400 with a JSON body: judge the body.
         serde_json::from_slice(&body).map_err(|_| {
             format!(
@@ -470,15 +470,6 @@ fn verification_url(base: &str, req: &Request) -> Result<String, String> {
         }
     }
     Ok(url.to_string())
-}
-
-/// reqwest's errors quote the URL; the host is already in our message.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(url) = e.url() {
-        s = s.replace(url.as_str(), "");
-    }
-    s.trim().trim_end_matches(['(', ')', ' ']).to_string()
 }
 
 #[cfg(test)]

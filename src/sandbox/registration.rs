@@ -123,11 +123,12 @@ pub fn router(state: Arc<SandboxState>) -> Router {
         .with_state(state)
 }
 
-fn lock_world(state: &SandboxState) -> std::sync::MutexGuard<'_, World> {
+pub(super) fn lock_world(state: &SandboxState) -> std::sync::MutexGuard<'_, World> {
     state.world.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn form(raw: &[u8]) -> Vec<(String, String)> {
+/// A form-urlencoded body as pairs (both accounts flows post forms).
+pub(super) fn form(raw: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(raw)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()

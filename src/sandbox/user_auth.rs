@@ -33,7 +33,7 @@ use super::SandboxState;
 use super::endpoint::{Call, Endpoint};
 use super::envelope::{ApiError, Reply, codes};
 use super::options::{Options, RegistrationOutcome, UserAuthorizeOutcome};
-use super::registration::{escape, html};
+use super::registration::{escape, form, html, lock_world};
 use super::seed::UserStatusSeed;
 use super::world::{RecordedRequest, World, now_ms, random_hex};
 
@@ -176,16 +176,6 @@ impl UserAuth {
 }
 
 // ---- small helpers ----------------------------------------------------------------------
-
-fn lock_world(state: &SandboxState) -> std::sync::MutexGuard<'_, World> {
-    state.world.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn form(raw: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
