@@ -22,7 +22,7 @@ use crate::profile::{self, Profile, SecretStore};
 use crate::sandbox::{Options, Sandbox, Seed};
 use crate::server::ScopeCheck;
 use crate::tools::policy::{Hidden, Policy, PolicyConfig};
-use crate::tools::{Shared, ToolMeta, catalog, scope_plan};
+use crate::tools::{Identity, Shared, ToolMeta, catalog, scope_plan};
 
 /// The event a message-receiving app subscribes to.
 const MESSAGE_EVENT: &str = "im.message.receive_v1";
@@ -79,17 +79,26 @@ fn chosen_tools(args: &InitArgs) -> Result<Vec<&'static ToolMeta>, String> {
     Ok(tools)
 }
 
+/// The app's scopes come from the tools that act as the bot; a tool that acts as the user
+/// needs its scope granted to users (`--user`), never to the app's tenant token.
 fn addons(args: &InitArgs, tools: &[&ToolMeta]) -> Addons {
-    let tenant: Vec<String> = scope_plan::plan(tools)
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let strings = |v: Vec<&'static str>| v.into_iter().map(String::from).collect::<Vec<_>>();
+    let (bot, user): (Vec<&ToolMeta>, Vec<&ToolMeta>) =
+        tools.iter().partition(|m| m.identity == Identity::Bot);
+    let tenant = strings(scope_plan::plan(&bot));
+    let user_scopes = if args.user {
+        let mut all = tenant.clone();
+        for s in strings(scope_plan::plan_user(&user)) {
+            if !all.contains(&s) {
+                all.push(s);
+            }
+        }
+        all
+    } else {
+        Vec::new()
+    };
     Addons {
-        user_scopes: if args.user {
-            tenant.clone()
-        } else {
-            Vec::new()
-        },
+        user_scopes,
         tenant_scopes: tenant,
         tenant_events: if args.events {
             vec![MESSAGE_EVENT.into()]
