@@ -176,11 +176,15 @@ pub struct PolicyArgs {
     /// Where download_resource writes files (unset hides it).
     #[arg(long, env = "LARK_MCP_DOWNLOAD_DIR")]
     pub download_dir: Option<std::path::PathBuf>,
-    /// Whose identity tools may act with: auto (the bot, and you for the tools that act as
-    /// you once you `login`), bot (never as you), user (as auto; tools that can act either
-    /// way will then prefer you).
+    /// Whose identity tools act with: auto (as you once you `login`, wherever a tool can,
+    /// else as the bot), bot (never as you), user (tools that can act as you only ever do,
+    /// and wait for your login).
     #[arg(long, env = "LARK_MCP_IDENTITY", value_enum, default_value = "auto")]
     pub identity: crate::tools::IdentityMode,
+    /// Let send_message and reply_message send in your name when they act as you (off:
+    /// they always send as the bot).
+    #[arg(long, env = "LARK_MCP_ALLOW_SEND_AS_USER")]
+    pub allow_send_as_user: bool,
     /// Seconds between re-reads of the granted scopes.
     #[arg(long, env = "LARK_MCP_SCOPE_REFRESH_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub scope_refresh_secs: u64,
@@ -477,6 +481,10 @@ pub struct LoginArgs {
     /// sandbox).
     #[arg(long)]
     pub redirect_port: Option<u16>,
+    /// With `--scopes auto`, also ask for sending messages in your name (for a server
+    /// started with --allow-send-as-user).
+    #[arg(long)]
+    pub allow_send_as_user: bool,
 }
 
 impl LoginArgs {

@@ -90,7 +90,7 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
         Err(e) => tracing::debug!("no user login possible: {e}"),
     }
     let shared = Arc::new(Shared::new(client, rules, policy.scope_check));
-    shared.set_identity_mode(policy.identity);
+    shared.set_identity_mode(policy.identity, policy.allow_send_as_user);
     (shared, sandbox)
 }
 
@@ -223,6 +223,7 @@ async fn main() {
                     pkce: args.pkce,
                     redirect_port: args.redirect_port,
                 },
+                args.allow_send_as_user,
             )
             .await;
             std::process::exit(code);
@@ -260,11 +261,7 @@ async fn main() {
                 shared.refresh_scopes(&cancel).await;
             }
             let server = LarkMcp::new(shared.clone());
-            let ctx = ToolCtx {
-                shared,
-                cancel,
-                progress: Progress::default(),
-            };
+            let ctx = ToolCtx::new(shared, cancel, Progress::default());
             let result = server.call(&args.tool, args.args, ctx).await;
             match (result.is_error, result.structured_content) {
                 (Some(false) | None, Some(v)) => {

@@ -12,7 +12,7 @@ use common::Sbx;
 use common::http::BIN;
 use lark_mcp_server::lark::registration::Addons;
 use lark_mcp_server::sandbox::Options;
-use lark_mcp_server::tools::{Identity, Needs, ToolMeta, catalog, scope_plan};
+use lark_mcp_server::tools::{Needs, ToolMeta, catalog, scope_plan};
 use rmcp::ServiceExt;
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
@@ -137,7 +137,7 @@ fn contact_tools() -> Vec<&'static ToolMeta> {
         .iter()
         .map(|d| &d.meta)
         // The app's scopes are planned for the tools acting as the bot.
-        .filter(|m| m.toolset.as_str() == "contact" && m.identity == Identity::Bot)
+        .filter(|m| m.toolset.as_str() == "contact" && m.identity.bot_capable())
         .collect()
 }
 
@@ -215,7 +215,7 @@ async fn approve_stores_a_private_profile_that_serves_exactly_the_requested_scop
     let mut expected: Vec<String> = catalog()
         .iter()
         .map(|d| &d.meta)
-        .filter(|m| m.needs == Needs::Nothing && m.identity == Identity::Bot)
+        .filter(|m| m.needs == Needs::Nothing && m.identity.bot_capable())
         .filter(|m| m.scopes.is_empty() || m.scopes.iter().any(|s| plan.contains(s)))
         .map(|m| m.name.to_string())
         .collect();

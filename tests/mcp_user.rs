@@ -251,3 +251,190 @@ async fn identity_bot_keeps_the_user_tools_hidden_after_login() {
     let s = server(&sbx, &home).await;
     assert!(s.tool_names().await.iter().any(|n| n == "get_me"));
 }
+
+/// A group the signed-in person (the seed's first tenant manager) is in and the bot is not.
+const HR_CHAT: &str = "oc_e71b5d3c2b56c8e28e8a4306d67d8577";
+const ME: &str = "ou_39154d448993dfd2bfec4d420bd70486";
+const AS_YOU: &str = "Acts as you, the signed-in user.";
+
+async fn description(s: &McpServer, tool: &str) -> String {
+    s.tools()
+        .await
+        .into_iter()
+        .find(|t| t.name == tool)
+        .and_then(|t| t.description.map(|d| d.to_string()))
+        .unwrap_or_else(|| panic!("{tool} is listed"))
+}
+
+async fn server_with(sbx: &Sbx, home: &std::path::Path, args: &[&str]) -> McpServer {
+    let env = env(home);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut all = vec!["--scope-refresh-secs", "1"];
+    all.extend_from_slice(args);
+    McpServer::start_env(sbx, &all, &env).await
+}
+
+#[tokio::test]
+async fn reads_act_as_you_after_login_where_the_bot_cannot() {
+    let sbx = Sbx::start().await;
+    let home = home("reads_as_you");
+    let s = server(&sbx, &home).await;
+    // As the bot: listed without the note, and the bot is not in the HR group.
+    assert!(!description(&s, "list_messages").await.contains(AS_YOU));
+    let text = s.err("list_messages", json!({"chat_id": HR_CHAT})).await;
+    assert!(text.contains("230002") || text.contains("not in"), "{text}");
+    // `--identity user` waits for the login instead of falling back to the bot.
+    let strict = server_with(&sbx, &home, &["--identity", "user"]).await;
+    assert!(
+        !strict
+            .tool_names()
+            .await
+            .iter()
+            .any(|n| n == "list_messages")
+    );
+    let text = strict
+        .err("list_messages", json!({"chat_id": HR_CHAT}))
+        .await;
+    assert!(text.contains("lark-mcp-server login"), "{text}");
+
+    login(&sbx, &home).await;
+    let seen = s
+        .events
+        .wait_for(Duration::from_secs(5), |e| e.tool_list_changed >= 1)
+        .await;
+    assert!(seen.tool_list_changed >= 1, "{}", s.stderr.text());
+    assert!(description(&s, "list_messages").await.ends_with(AS_YOU));
+    let history = s.ok("list_messages", json!({"chat_id": HR_CHAT})).await;
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["text"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(texts.iter().any(|t| t.contains("调薪方案")), "{history}");
+    let chat = s.ok("get_chat", json!({"chat_id": HR_CHAT})).await;
+    assert_eq!(chat["name"], "HR private", "{chat}");
+    assert_eq!(chat["bot_is_member"], false, "{chat}");
+    // The bot's tools still act as the bot: sending without --allow-send-as-user.
+    assert!(!description(&s, "send_message").await.contains(AS_YOU));
+    strict
+        .events
+        .wait_for(Duration::from_secs(5), |e| e.tool_list_changed >= 1)
+        .await;
+    let strict_names = strict.tool_names().await;
+    assert!(
+        strict_names.iter().any(|n| n == "list_messages"),
+        "{strict_names:?}"
+    );
+}
+
+#[tokio::test]
+async fn sending_as_you_needs_allow_send_as_user() {
+    let sbx = Sbx::start().await;
+    let home = home("send_as_you");
+    let mut child = command(
+        &sbx,
+        &home,
+        &["login", "--no-browser", "--allow-send-as-user"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("login starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("Link: ") {
+                return url.to_string();
+            }
+        }
+        panic!("no link from login");
+    })
+    .await
+    .expect("the link");
+    reqwest::get(&url).await.expect("the page");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("ends")
+        .expect("wait");
+    assert!(status.success());
+    let to = "ou_fbff9ad2cc7e0b38887c2a58bd4e1706";
+    let sender_of = |id: &str| {
+        sbx.state()
+            .messages(None)
+            .into_iter()
+            .find(|m| m.message_id == id)
+            .map(|m| (m.sender_is_bot, m.sender))
+            .expect("the message is stored")
+    };
+
+    let bot = server(&sbx, &home).await;
+    let sent = bot
+        .ok("send_message", json!({"to": to, "text": "from the bot"}))
+        .await;
+    let (is_bot, _) = sender_of(sent["message_id"].as_str().unwrap_or_default());
+    assert!(is_bot, "without the flag the bot sends");
+
+    let you = server_with(&sbx, &home, &["--allow-send-as-user"]).await;
+    assert!(description(&you, "send_message").await.ends_with(AS_YOU));
+    let sent = you
+        .ok("send_message", json!({"to": to, "text": "from me"}))
+        .await;
+    let (is_bot, sender) = sender_of(sent["message_id"].as_str().unwrap_or_default());
+    assert!(!is_bot && sender == ME, "sent as the person: {sender}");
+    // --identity bot wins over the flag.
+    let bot_only = server_with(&sbx, &home, &["--allow-send-as-user", "--identity", "bot"]).await;
+    assert!(
+        !description(&bot_only, "send_message")
+            .await
+            .contains(AS_YOU)
+    );
+}
+
+#[tokio::test]
+async fn search_messages_finds_what_you_can_see_with_names() {
+    let sbx = Sbx::start().await;
+    let home = home("search");
+    login(&sbx, &home).await;
+    let s = server(&sbx, &home).await;
+    let found = s.ok("search_messages", json!({"query": "调薪"})).await;
+    let hits = found["messages"].as_array().cloned().unwrap_or_default();
+    let hr = hits
+        .iter()
+        .find(|m| m["chat_id"] == HR_CHAT)
+        .unwrap_or_else(|| panic!("a hit in the HR group: {found}"));
+    assert_eq!(hr["chat_name"], "HR private", "{found}");
+    assert_eq!(hr["sender"]["name"], "朱丽", "{found}");
+    // Narrowed to another chat, the HR hits are gone.
+    let elsewhere = s
+        .ok(
+            "search_messages",
+            json!({"query": "调薪", "chat_id": "oc_565504f375c752f3e721d59fac70afd9"}),
+        )
+        .await;
+    assert!(
+        !elsewhere.to_string().contains(HR_CHAT),
+        "filtered by chat: {elsewhere}"
+    );
+    // Files only: the spreadsheet, not the text.
+    let files = s
+        .ok("search_messages", json!({"query": "调薪", "kind": "file"}))
+        .await;
+    let kinds: Vec<&str> = files["messages"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["type"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        !kinds.is_empty() && kinds.iter().all(|k| *k == "file"),
+        "{files}"
+    );
+    let text = s.err("search_messages", json!({"query": "  "})).await;
+    assert!(text.contains("query"), "{text}");
+    // One search per call that reached Lark; the blank query never did.
+    let searches = sbx
+        .state()
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == "search_messages")
+        .count();
+    assert_eq!(searches, 3);
+}

@@ -1045,7 +1045,9 @@ async fn a_user_token_sends_as_the_user_with_send_as_user() {
     let msgs = "/open-apis/im/v1/messages";
     let q = [("receive_id_type", "chat_id")];
     let body = Sbx::text_body(hr, "hello from the user");
-    // The seed app has not enabled im:message.send_as_user: 99991672.
+    // Without im:message.send_as_user enabled for the app: 99991672.
+    s.state()
+        .set_scopes(&[], &["im:message.send_as_user".into()]);
     let t = device_tokens(&s, "im:message").await;
     s.post(&access(&t), msgs, &q, &body)
         .await

@@ -68,6 +68,9 @@ const NEEDS: &[(&str, &[&str])] = &[
     ("get_me", &["get_user_info_me"]),
     ("search_users", &["search_users"]),
     ("list_my_chats", &["list_chats"]),
+    // Each hit is then read with get_message: a login without a read scope gets the
+    // search's error, not empty hits (tools/toolsets/messages/search.rs).
+    ("search_messages", &["search_messages"]),
 ];
 
 /// Disagreements found and left open because the TSV marks the facts as inferred rather

@@ -22,7 +22,7 @@ use crate::profile::{self, Profile, SecretStore};
 use crate::sandbox::{Options, Sandbox, Seed};
 use crate::server::ScopeCheck;
 use crate::tools::policy::{Hidden, Policy, PolicyConfig};
-use crate::tools::{Identity, Shared, ToolMeta, catalog, scope_plan};
+use crate::tools::{Shared, ToolMeta, catalog, scope_plan};
 
 /// The event a message-receiving app subscribes to.
 const MESSAGE_EVENT: &str = "im.message.receive_v1";
@@ -79,12 +79,21 @@ fn chosen_tools(args: &InitArgs) -> Result<Vec<&'static ToolMeta>, String> {
     Ok(tools)
 }
 
-/// The app's scopes come from the tools that act as the bot; a tool that acts as the user
-/// needs its scope granted to users (`--user`), never to the app's tenant token.
+/// The app's scopes come from the tools that can act as the bot; a tool that can act as
+/// the user needs its user scope granted to users (`--user`), never to the app's tenant
+/// token. Sending in the person's name is left out: it is off unless the operator asks.
 fn addons(args: &InitArgs, tools: &[&ToolMeta]) -> Addons {
     let strings = |v: Vec<&'static str>| v.into_iter().map(String::from).collect::<Vec<_>>();
-    let (bot, user): (Vec<&ToolMeta>, Vec<&ToolMeta>) =
-        tools.iter().partition(|m| m.identity == Identity::Bot);
+    let bot: Vec<&ToolMeta> = tools
+        .iter()
+        .copied()
+        .filter(|m| m.identity.bot_capable())
+        .collect();
+    let user: Vec<&ToolMeta> = tools
+        .iter()
+        .copied()
+        .filter(|m| !m.user_scopes().is_empty() && !m.identity.speaks())
+        .collect();
     let tenant = strings(scope_plan::plan(&bot));
     let user_scopes = if args.user {
         let mut all = tenant.clone();

@@ -33,16 +33,30 @@ pub fn session(cfg: &LarkConfig, profile: &str) -> Result<UserSession, String> {
     Ok(UserSession::new(Oauth::new(app)?, file))
 }
 
-/// `--scopes auto`: for each tool that acts as the user, a scope the app offers for user
-/// identity (the consent page drops any other), read from the app's own scope list; the
-/// least-privilege plan when that list cannot be read. `offline_access` is added when the
-/// flow begins.
-async fn auto_scopes(cfg: &LarkConfig) -> Vec<String> {
+/// `--scopes auto`: for each tool that can act as the user, a scope the app offers for
+/// user identity (the consent page drops any other), read from the app's own scope list;
+/// the least-privilege plan when that list cannot be read. Sending in the person's name
+/// (both of Lark's scopes for it) only with `send_as_user`. `offline_access` is added when
+/// the flow begins.
+async fn auto_scopes(cfg: &LarkConfig, send_as_user: bool) -> Vec<String> {
     let metas: Vec<_> = catalog()
         .iter()
         .map(|d| &d.meta)
-        .filter(|m| m.identity == crate::tools::Identity::User)
+        .filter(|m| !m.user_scopes().is_empty() && !m.identity.speaks())
         .collect();
+    let mut chosen = choose(cfg, &metas).await;
+    if send_as_user {
+        for s in crate::lark::scope_sets::SEND_AS_USER_ALL {
+            if !chosen.iter().any(|c| c == s) {
+                chosen.push(s.to_string());
+            }
+        }
+    }
+    chosen.sort();
+    chosen
+}
+
+async fn choose(cfg: &LarkConfig, metas: &[&crate::tools::ToolMeta]) -> Vec<String> {
     let offered = match crate::lark::LarkClient::new(cfg.clone()) {
         Ok(client) => client
             .granted_scopes(&CancellationToken::new())
@@ -52,29 +66,28 @@ async fn auto_scopes(cfg: &LarkConfig) -> Vec<String> {
         Err(_) => None,
     };
     let Some(offered) = offered.filter(|o| !o.is_empty()) else {
-        return scope_plan::plan_user(&metas)
+        return scope_plan::plan_user(metas)
             .into_iter()
             .map(String::from)
             .collect();
     };
     let mut chosen: Vec<String> = Vec::new();
-    for m in &metas {
-        if m.scopes.iter().any(|s| chosen.iter().any(|c| c == s)) {
+    for m in metas {
+        let scopes = m.user_scopes();
+        if scopes.iter().any(|s| chosen.iter().any(|c| c == s)) {
             continue;
         }
         // The tool's own order puts its usual scope first; take the first the app offers.
-        if let Some(s) = m.scopes.iter().find(|s| offered.contains(**s)) {
+        if let Some(s) = scopes.iter().find(|s| offered.contains(**s)) {
             chosen.push(s.to_string());
-        } else if let Some(s) = m.scopes.first() {
+        } else if let Some(s) = scopes.first() {
             tracing::warn!(
                 tool = m.name,
-                "the app offers none of {:?} for user identity; asking for {s} anyway",
-                m.scopes
+                "the app offers none of {scopes:?} for user identity; asking for {s} anyway",
             );
             chosen.push(s.to_string());
         }
     }
-    chosen.sort();
     chosen
 }
 
@@ -95,6 +108,7 @@ pub async fn login(
     no_browser: bool,
     sandbox: bool,
     browser: Browser,
+    send_as_user: bool,
 ) -> i32 {
     let session = match session(cfg, profile) {
         Ok(s) => s,
@@ -102,7 +116,7 @@ pub async fn login(
     };
     let scopes = match scopes {
         Some(s) => s,
-        None => auto_scopes(cfg).await,
+        None => auto_scopes(cfg, send_as_user).await,
     };
     say!(
         "lark-mcp-server login: sign in as yourself to the app {}, asking for {} scopes (+ offline_access).",

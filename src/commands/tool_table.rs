@@ -57,6 +57,7 @@ fn reason(h: &Hidden) -> String {
         }
         Hidden::NeedsLogin => "acts as you: needs `login`".into(),
         Hidden::BotOnly => "acts as you, and --identity bot is set".into(),
+        Hidden::SendAsUserOff => "sends as you: needs --allow-send-as-user".into(),
         Hidden::MissingUserScope { any_of } => {
             format!(
                 "acts as you: needs your grant of one of [{}]",

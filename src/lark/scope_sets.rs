@@ -34,6 +34,13 @@ pub const APP_INFO: &[&str] = &[
     "admin:app.info:readonly",
 ];
 
+/// Message search: a user token only.
+pub const MESSAGE_SEARCH: &[&str] = &["search:message"];
+/// Sending as the person: Lark needs both of these (on top of a send scope).
+pub const SEND_AS_USER_ALL: &[&str] = &["im:message", "im:message.send_as_user"];
+/// The one of them that only sending as the person needs: what decides whether the send
+/// tools may act as them.
+pub const SEND_AS_USER: &[&str] = &["im:message.send_as_user"];
 pub const MESSAGE_SEND: &[&str] = &["im:message", "im:message:send_as_bot", "im:message:send"];
 pub const MESSAGE_UPDATE: &[&str] = &["im:message", "im:message:send_as_bot", "im:message:update"];
 pub const MESSAGE_RECALL: &[&str] = &["im:message", "im:message:recall", "im:message:send_as_bot"];

@@ -101,7 +101,7 @@ impl LarkMcp {
         &self,
         name: &str,
         args: rmcp::model::JsonObject,
-        ctx: ToolCtx,
+        mut ctx: ToolCtx,
     ) -> CallToolResult {
         let Some(def) = crate::tools::find(name) else {
             return CallToolResult::error(vec![ContentBlock::text(format!(
@@ -117,11 +117,14 @@ impl LarkMcp {
             self.shared.reread_scopes_soon(&ctx.cancel).await;
             visible = self.shared.visibility(def).await;
         }
-        if let Err(why) = visible {
-            return CallToolResult::error(vec![ContentBlock::text(format!(
-                "Tool `{name}` is not available: {}.",
-                why.explain(self.shared.client.config())
-            ))]);
+        match visible {
+            Ok(acting) => ctx.acting = acting,
+            Err(why) => {
+                return CallToolResult::error(vec![ContentBlock::text(format!(
+                    "Tool `{name}` is not available: {}.",
+                    why.explain(self.shared.client.config())
+                ))]);
+            }
         }
         let cancel = ctx.cancel.clone();
         let _running = self.shared.begin_call();
@@ -212,7 +215,7 @@ impl ServerHandler for LarkMcp {
             .visible_tools()
             .await
             .iter()
-            .map(|d| d.tool())
+            .map(|(d, acting)| d.tool_acting(*acting))
             .collect();
         let hints = context
             .protocol_version()
@@ -298,11 +301,11 @@ impl ServerHandler for LarkMcp {
                 None,
             ));
         }
-        let ctx = ToolCtx {
-            shared: self.shared.clone(),
-            cancel: context.ct.clone(),
-            progress: Progress::new(context.peer.clone(), context.meta.get_progress_token()),
-        };
+        let ctx = ToolCtx::new(
+            self.shared.clone(),
+            context.ct.clone(),
+            Progress::new(context.peer.clone(), context.meta.get_progress_token()),
+        );
         let args = request.arguments.unwrap_or_default();
         let log_level = context.meta.log_level();
         let result = mcp_log::during_request(

@@ -17,7 +17,7 @@ use crate::lark::{ErrorKind, GrantedScopes, LarkClient};
 use crate::server::ScopeCheck;
 use crate::server::catalog::ChatDirectory;
 use crate::server::peers::Peers;
-use crate::tools::{Identity, IdentityMode};
+use crate::tools::{Acting, Identity, IdentityMode};
 
 #[derive(Debug, Clone, Default)]
 pub struct ScopeState {
@@ -45,6 +45,8 @@ pub struct Shared {
     pub peers: Peers,
     /// `--identity` (unset: auto).
     identity_mode: std::sync::OnceLock<IdentityMode>,
+    /// `--allow-send-as-user` (unset: no).
+    send_as_user: std::sync::OnceLock<bool>,
     /// How often the scopes are re-read (milliseconds; 0 until a refresh loop starts).
     scope_refresh_ms: std::sync::atomic::AtomicU64,
     /// The bot's chats, cached briefly for argument completion.
@@ -89,6 +91,7 @@ impl Shared {
             refreshing: tokio::sync::Mutex::new(()),
             peers: Peers::default(),
             identity_mode: std::sync::OnceLock::new(),
+            send_as_user: std::sync::OnceLock::new(),
             scope_refresh_ms: std::sync::atomic::AtomicU64::new(0),
             chat_directory: ChatDirectory::default(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
@@ -143,31 +146,67 @@ impl Shared {
         let _ = tokio::time::timeout_at(self.ready_deadline, rx.wait_for(|r| *r)).await;
     }
 
-    pub async fn visibility(&self, def: &ToolDef) -> Result<(), Hidden> {
+    /// Whether `def` is offered now, and if so whom it acts as.
+    pub async fn visibility(&self, def: &ToolDef) -> Result<Acting, Hidden> {
         let state = self.scopes.read().await;
         self.visible_in(def, &state)
     }
 
-    /// The policy's decision, then the identity's: a user tool needs someone signed in.
-    /// `--identity`: set once at start.
-    pub fn set_identity_mode(&self, mode: IdentityMode) {
+    /// `--identity` and `--allow-send-as-user`: set once at start.
+    pub fn set_identity_mode(&self, mode: IdentityMode, allow_send_as_user: bool) {
         let _ = self.identity_mode.set(mode);
+        let _ = self.send_as_user.set(allow_send_as_user);
     }
 
-    pub fn visible_in(&self, def: &ToolDef, state: &ScopeState) -> Result<(), Hidden> {
-        if def.meta.identity == Identity::Bot {
-            return self.policy.visibility(def, state.granted.as_ref());
+    fn mode(&self) -> IdentityMode {
+        self.identity_mode.get().copied().unwrap_or_default()
+    }
+
+    /// The policy's decision, then the identity's: a user tool needs someone signed in
+    /// who granted one of its user scopes; a tool that can act either way acts as the
+    /// person when it can (with `--identity user`, only then).
+    pub fn visible_in(&self, def: &ToolDef, state: &ScopeState) -> Result<Acting, Hidden> {
+        let as_bot = || {
+            self.policy
+                .visibility(def, state.granted.as_ref())
+                .map(|()| Acting::Bot)
+        };
+        let speaks = match def.meta.identity {
+            Identity::Bot => return as_bot(),
+            Identity::User => false,
+            Identity::Either { speaks, .. } => speaks,
+        };
+        let mode = self.mode();
+        let as_user = self.user_allowed(def, state, mode, speaks);
+        match (def.meta.identity, as_user) {
+            (_, Ok(())) => Ok(Acting::User),
+            (Identity::User, Err(why)) => Err(why),
+            // Sending in the person's name is off: the bot sends, whatever the mode.
+            (_, Err(Hidden::SendAsUserOff)) => as_bot(),
+            (_, Err(why)) if mode == IdentityMode::User => Err(why),
+            _ => as_bot(),
         }
-        // Acting as the user: the operator's choice, the user's login and the scopes they
-        // granted decide.
+    }
+
+    /// Whether the tool may act as the signed-in person now.
+    fn user_allowed(
+        &self,
+        def: &ToolDef,
+        state: &ScopeState,
+        mode: IdentityMode,
+        speaks: bool,
+    ) -> Result<(), Hidden> {
         self.policy.configured(&def.meta)?;
-        if self.identity_mode.get() == Some(&IdentityMode::Bot) {
+        if mode == IdentityMode::Bot {
             return Err(Hidden::BotOnly);
+        }
+        if speaks && self.send_as_user.get() != Some(&true) {
+            return Err(Hidden::SendAsUserOff);
         }
         let Some(granted) = &state.user_scopes else {
             return Err(Hidden::NeedsLogin);
         };
-        let scopes = def.meta.scopes;
+        let scopes = def.meta.user_scopes();
         if !scopes.is_empty() && !scopes.iter().any(|s| granted.iter().any(|g| g == s)) {
             return Err(Hidden::MissingUserScope {
                 any_of: scopes.iter().map(|s| s.to_string()).collect(),
@@ -176,11 +215,12 @@ impl Shared {
         Ok(())
     }
 
-    fn visible_names(&self, state: &ScopeState) -> Vec<&'static str> {
+    /// What a client's tool list shows: the visible tools and whom each acts as (a
+    /// change of either is a list change).
+    fn visible_names(&self, state: &ScopeState) -> Vec<(&'static str, Acting)> {
         catalog()
             .iter()
-            .filter(|d| self.visible_in(d, state).is_ok())
-            .map(|d| d.meta.name)
+            .filter_map(|d| self.visible_in(d, state).ok().map(|a| (d.meta.name, a)))
             .collect()
     }
 
@@ -188,11 +228,11 @@ impl Shared {
         self.client.user_session()?.granted_scopes()
     }
 
-    pub async fn visible_tools(&self) -> Vec<&'static ToolDef> {
+    pub async fn visible_tools(&self) -> Vec<(&'static ToolDef, Acting)> {
         let state = self.scopes.read().await;
         catalog()
             .iter()
-            .filter(|d| self.visible_in(d, &state).is_ok())
+            .filter_map(|d| self.visible_in(d, &state).ok().map(|a| (d, a)))
             .collect()
     }
 
@@ -307,11 +347,35 @@ pub struct ToolCtx {
     pub shared: std::sync::Arc<Shared>,
     pub cancel: CancellationToken,
     pub progress: Progress,
+    /// Whom this call acts as (set by the server from [`Shared::visibility`]).
+    pub acting: Acting,
 }
 
 impl ToolCtx {
+    /// A call acting as the bot until the server decides otherwise.
+    pub fn new(
+        shared: std::sync::Arc<Shared>,
+        cancel: CancellationToken,
+        progress: Progress,
+    ) -> ToolCtx {
+        ToolCtx {
+            shared,
+            cancel,
+            progress,
+            acting: Acting::Bot,
+        }
+    }
+
     pub fn client(&self) -> &LarkClient {
         &self.shared.client
+    }
+
+    /// `req` sent with this call's identity: the person's token when the call acts as them.
+    pub fn acting(&self, req: crate::lark::Request) -> crate::lark::Request {
+        match self.acting {
+            Acting::User => req.as_user(),
+            Acting::Bot => req,
+        }
     }
 
     /// A DELETE whose repetition is harmless (recall, unpin, dissolve, …).

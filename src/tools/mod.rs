@@ -90,6 +90,23 @@ pub enum Identity {
     Bot,
     /// The signed-in person (`login`): offered only while someone is signed in.
     User,
+    /// The signed-in person when there is one who granted any of `user_scopes` (and the
+    /// operator allows it), else the bot: e.g. reading a chat the bot is not in.
+    Either {
+        user_scopes: &'static [&'static str],
+        /// It speaks in the person's name (sends or replies): only with
+        /// `--allow-send-as-user`.
+        speaks: bool,
+    },
+}
+
+/// Whom one call of a tool acts as, decided from the catalog, the operator's choice and
+/// the login at the time of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acting {
+    #[default]
+    Bot,
+    User,
 }
 
 /// The operator's choice of identities (`--identity`).
@@ -106,11 +123,56 @@ impl Identity {
         match self {
             Identity::Bot => "bot",
             Identity::User => "user",
+            Identity::Either { .. } => "bot or user",
         }
+    }
+
+    /// Whether the tool can work with the bot's token.
+    pub fn bot_capable(self) -> bool {
+        !matches!(self, Identity::User)
+    }
+
+    /// Whether acting as the user means speaking in their name.
+    pub fn speaks(self) -> bool {
+        matches!(self, Identity::Either { speaks: true, .. })
     }
 }
 
 impl ToolMeta {
+    /// The same tool, acting only as the signed-in person.
+    pub const fn user_only(mut self) -> ToolMeta {
+        self.identity = Identity::User;
+        self
+    }
+
+    /// The same tool, acting as the signed-in person when they granted one of
+    /// `user_scopes`, else as the bot.
+    pub const fn or_as_user(mut self, user_scopes: &'static [&'static str]) -> ToolMeta {
+        self.identity = Identity::Either {
+            user_scopes,
+            speaks: false,
+        };
+        self
+    }
+
+    /// As [`Self::or_as_user`], for a tool that then speaks in the person's name.
+    pub const fn or_speaks_as_user(mut self, user_scopes: &'static [&'static str]) -> ToolMeta {
+        self.identity = Identity::Either {
+            user_scopes,
+            speaks: true,
+        };
+        self
+    }
+
+    /// The scopes of which the person's login needs one for the tool to act as them.
+    pub fn user_scopes(&self) -> &'static [&'static str] {
+        match self.identity {
+            Identity::Bot => &[],
+            Identity::User => self.scopes,
+            Identity::Either { user_scopes, .. } => user_scopes,
+        }
+    }
+
     /// The README's words for what a tool may do.
     pub fn access(&self) -> &'static str {
         if self.destructive {
@@ -252,13 +314,25 @@ impl ToolDef {
 
     /// The MCP tool definition clients see.
     pub fn tool(&self) -> Tool {
+        self.tool_acting(Acting::Bot)
+    }
+
+    /// The definition as listed while the tool acts as `acting`: a tool that can act
+    /// either way says when it acts as the person, since that changes whose name it uses.
+    pub fn tool_acting(&self, acting: Acting) -> Tool {
         let m = &self.meta;
         let annotations = ToolAnnotations::with_title(m.title)
             .read_only(m.read_only)
             .destructive(m.destructive)
             .idempotent(m.idempotent)
             .open_world(true);
-        Tool::new(m.name, m.description, self.input_schema.clone())
+        let description = match (m.identity, acting) {
+            (Identity::Either { .. }, Acting::User) => {
+                format!("{} {}", m.description, AS_USER_NOTE)
+            }
+            _ => m.description.to_string(),
+        };
+        Tool::new(m.name, description, self.input_schema.clone())
             .with_title(m.title)
             .with_raw_output_schema(self.output_schema.clone())
             .with_annotations(annotations)
@@ -277,6 +351,9 @@ fn encode<O: Serialize>(out: O) -> Result<Value, ToolError> {
     serde_json::to_value(out)
         .map_err(|e| ToolError::msg(format!("internal error: cannot encode the result: {e}")))
 }
+
+/// Appended to the description of a tool that acts as the signed-in person this time.
+pub const AS_USER_NOTE: &str = "Acts as you, the signed-in user.";
 
 /// Lark's ids, keys and emails are short; anything longer is refused before it can make
 /// an unbuildable URL that would look like network trouble.
@@ -411,6 +488,8 @@ pub fn snapshot(def: &ToolDef) -> Value {
         "toolset": def.meta.toolset,
         "required_scopes_any_of": def.meta.scopes,
         "identity": def.meta.identity.as_str(),
+        "user_scopes_any_of": def.meta.user_scopes(),
+        "speaks_as_user": def.meta.identity.speaks(),
         "annotations": tool.get("annotations"),
         "inputSchema": &*def.input_schema,
         "outputSchema": &*def.output_schema,

@@ -43,6 +43,8 @@ pub enum Hidden {
     BotOnly,
     /// It acts as the signed-in user, who has not granted any of these scopes.
     MissingUserScope { any_of: Vec<String> },
+    /// It would speak in the signed-in user's name, and `--allow-send-as-user` is off.
+    SendAsUserOff,
 }
 
 impl Hidden {
@@ -66,6 +68,7 @@ impl Hidden {
                 "it acts as you, and your login has none of [{}]: run `lark-mcp-server login` again (the app must offer one of them for user identity)",
                 any_of.join(", ")
             ),
+            Hidden::SendAsUserOff => "it would send in your name, which the server allows only with --allow-send-as-user (LARK_MCP_ALLOW_SEND_AS_USER)".into(),
             Hidden::BotOnly => "it acts as the signed-in user, and the server runs as the bot only (--identity bot / LARK_MCP_IDENTITY)".into(),
             Hidden::NeedsLogin => "it acts as you, and nobody is signed in: run `lark-mcp-server login` (the server notices within its scope re-read interval)".into(),
             Hidden::MissingScope { any_of } => format!(

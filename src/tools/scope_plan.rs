@@ -14,25 +14,29 @@ use crate::lark::scope_sets::APP_INFO;
 /// is deterministic.
 pub fn plan(tools: &[&ToolMeta]) -> Vec<&'static str> {
     // The scope check reads the app's own grants (application/v6/applications/me).
-    cover(tools, &[APP_INFO])
+    cover(tools, &[APP_INFO], |m| m.scopes)
 }
 
-/// What a person signing in grants for the tools that act as them (the same greedy cover,
-/// without the app's own needs).
+/// What a person signing in grants for the tools that can act as them (the same greedy
+/// cover over their user scopes, without the app's own needs).
 pub fn plan_user(tools: &[&ToolMeta]) -> Vec<&'static str> {
-    cover(tools, &[])
+    cover(tools, &[], ToolMeta::user_scopes)
 }
 
-fn cover(tools: &[&ToolMeta], extra: &[&'static [&'static str]]) -> Vec<&'static str> {
+fn cover(
+    tools: &[&ToolMeta],
+    extra: &[&'static [&'static str]],
+    scopes_of: impl Fn(&ToolMeta) -> &'static [&'static str],
+) -> Vec<&'static str> {
     let others: Vec<&[&'static str]> = super::catalog()
         .iter()
         .map(|d| &d.meta)
         .filter(|m| !tools.iter().any(|t| t.name == m.name))
-        .map(|m| m.scopes)
+        .map(&scopes_of)
         .collect();
     let mut unserved: Vec<&[&'static str]> = tools
         .iter()
-        .map(|t| t.scopes)
+        .map(|t| scopes_of(t))
         .filter(|s| !s.is_empty())
         .collect();
     unserved.extend_from_slice(extra);

@@ -106,7 +106,7 @@ pub async fn app_status(shared: &Shared, cancel: &CancellationToken, how: Gather
     }
     for def in catalog() {
         match shared.visible_in(def, &state) {
-            Ok(()) => status.visible_tools.push(def.meta.name.to_string()),
+            Ok(_) => status.visible_tools.push(def.meta.name.to_string()),
             Err(h) => status.hidden_tools.push(HiddenTool {
                 name: def.meta.name.to_string(),
                 why: h.explain(cfg),

@@ -15,7 +15,7 @@ use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use lark_mcp_server::tools::{self, Identity, Needs};
+use lark_mcp_server::tools::{self, Needs};
 
 use super::{APP_ID, APP_SECRET, Sbx};
 
@@ -45,7 +45,7 @@ pub const CONTACT_META: [&str; 2] = ["--toolsets", "contact,meta"];
 pub fn default_tools() -> Vec<String> {
     tools::catalog()
         .iter()
-        .filter(|t| t.meta.needs == Needs::Nothing && t.meta.identity == Identity::Bot)
+        .filter(|t| t.meta.needs == Needs::Nothing && t.meta.identity.bot_capable())
         .map(|t| t.meta.name.to_string())
         .collect()
 }
@@ -55,7 +55,7 @@ pub fn read_only_tools() -> Vec<String> {
     tools::catalog()
         .iter()
         .filter(|t| {
-            t.meta.needs == Needs::Nothing && t.meta.read_only && t.meta.identity == Identity::Bot
+            t.meta.needs == Needs::Nothing && t.meta.read_only && t.meta.identity.bot_capable()
         })
         .map(|t| t.meta.name.to_string())
         .collect()

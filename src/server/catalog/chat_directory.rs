@@ -82,11 +82,7 @@ impl ChatDirectory {
 }
 
 async fn fetch(shared: &Arc<Shared>, cancel: &CancellationToken) -> Result<Vec<ChatEntry>, String> {
-    let ctx = ToolCtx {
-        shared: shared.clone(),
-        cancel: cancel.clone(),
-        progress: Progress::default(),
-    };
+    let ctx = ToolCtx::new(shared.clone(), cancel.clone(), Progress::default());
     let base = Request::get("list chats", "/open-apis/im/v1/chats".into())
         .query("user_id_type", "open_id");
     let paging = Paging {

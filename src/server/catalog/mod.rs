@@ -33,7 +33,7 @@ pub async fn visible_tool_names(shared: &Shared) -> BTreeSet<&'static str> {
         .visible_tools()
         .await
         .iter()
-        .map(|d| d.meta.name)
+        .map(|(d, _)| d.meta.name)
         .collect()
 }
 

@@ -257,20 +257,20 @@ pub async fn read(
         return Err(not_found(uri, format!("the tool {tool} does not exist")));
     };
     shared.wait_for_scopes().await;
-    if let Err(why) = shared.visibility(def).await {
-        return Err(not_found(
-            uri,
-            format!(
-                "it is read with the tool {tool}, which is hidden: {}",
-                why.explain(shared.client.config())
-            ),
-        ));
-    }
-    let ctx = ToolCtx {
-        shared: shared.clone(),
-        cancel: cancel.clone(),
-        progress: Progress::default(),
+    let acting = match shared.visibility(def).await {
+        Ok(acting) => acting,
+        Err(why) => {
+            return Err(not_found(
+                uri,
+                format!(
+                    "it is read with the tool {tool}, which is hidden: {}",
+                    why.explain(shared.client.config())
+                ),
+            ));
+        }
     };
+    let mut ctx = ToolCtx::new(shared.clone(), cancel.clone(), Progress::default());
+    ctx.acting = acting;
     let outcome = {
         let _running = shared.begin_call();
         // A bug in a tool must cost one answer, not the request (as for tools/call).

@@ -9,7 +9,7 @@ use crate::lark::{Method, Request, api_path};
 use crate::tools::content::render::iso_time;
 use crate::tools::output::NamedId;
 use crate::tools::paging::{Paging, pages, with_paging};
-use crate::tools::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
+use crate::tools::{Acting, Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 
 const MEMBERS_MAX: usize = 50;
 
@@ -37,12 +37,6 @@ const fn meta(
     }
 }
 
-/// The same tool facts, acting as the signed-in user.
-const fn as_user(mut m: ToolMeta) -> ToolMeta {
-    m.identity = crate::tools::Identity::User;
-    m
-}
-
 pub fn tools() -> Vec<ToolDef> {
     vec![
         ToolDef::new(
@@ -58,7 +52,7 @@ pub fn tools() -> Vec<ToolDef> {
             list_chats,
         ),
         ToolDef::new(
-            as_user(meta(
+            meta(
                 "list_my_chats",
                 "List my chats",
                 "List the group chats you (the signed-in user) are a member of, including those the bot is not in.",
@@ -66,7 +60,8 @@ pub fn tools() -> Vec<ToolDef> {
                 true,
                 false,
                 true,
-            )),
+            )
+            .user_only(),
             list_my_chats,
         ),
         ToolDef::new(
@@ -78,7 +73,8 @@ pub fn tools() -> Vec<ToolDef> {
                 true,
                 false,
                 true,
-            ),
+            )
+            .or_as_user(scopes::CHAT_READ),
             search_chats,
         ),
         ToolDef::new(
@@ -90,7 +86,8 @@ pub fn tools() -> Vec<ToolDef> {
                 true,
                 false,
                 true,
-            ),
+            )
+            .or_as_user(scopes::CHAT_READ),
             get_chat,
         ),
         ToolDef::new(
@@ -150,7 +147,8 @@ pub fn tools() -> Vec<ToolDef> {
                 true,
                 false,
                 true,
-            ),
+            )
+            .or_as_user(scopes::CHAT_MEMBERS_READ),
             list_chat_members,
         ),
         ToolDef::new(
@@ -276,9 +274,11 @@ async fn search_chats(ctx: ToolCtx, a: SearchChatsArgs) -> Result<ChatsOut, Tool
     if a.query.trim().is_empty() {
         return Err(ToolError::invalid("query", "must not be empty"));
     }
-    let base = Request::get("search chats", "/open-apis/im/v1/chats/search".into())
-        .query("user_id_type", "open_id")
-        .query("query", a.query);
+    let base = ctx.acting(
+        Request::get("search chats", "/open-apis/im/v1/chats/search".into())
+            .query("user_id_type", "open_id")
+            .query("query", a.query),
+    );
     let paging = Paging {
         page_size: a.page_size,
         page_token: a.page_token,
@@ -314,7 +314,9 @@ struct ChatDetail {
     user_count: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bot_count: Option<u64>,
-    bot_is_member: bool,
+    /// Absent when unknown (the chat was read as you; the bot may not see it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bot_is_member: Option<bool>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     external: bool,
 }
@@ -324,20 +326,25 @@ async fn get_chat(ctx: ToolCtx, a: ChatArgs) -> Result<ChatDetail, ToolError> {
     let data = ctx
         .client()
         .call(
-            Request::get("get chat", path).query("user_id_type", "open_id"),
+            ctx.acting(Request::get("get chat", path).query("user_id_type", "open_id")),
             &ctx.cancel,
         )
         .await?
         .into_data();
+    // Asked with the bot's token whoever read the chat: it answers for the caller.
     let in_chat = chat_path("/open-apis/im/v1/chats/{}/members/is_in_chat", &a.chat_id)?;
-    let bot_is_member = ctx
+    let membership = ctx
         .client()
         .call(Request::get("check chat membership", in_chat), &ctx.cancel)
-        .await?
-        .data()
-        .get("is_in_chat")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+        .await;
+    let bot_is_member = match (membership, ctx.acting) {
+        (Ok(r), _) => Some(r.data().get("is_in_chat").and_then(Value::as_bool) == Some(true)),
+        (Err(e), Acting::Bot) => return Err(e.into()),
+        (Err(e), Acting::User) => {
+            tracing::debug!("the bot cannot tell whether it is in the chat: {e}");
+            None
+        }
+    };
     let owner = s(&data, "owner_id");
     let names = match (&owner, data["owner_id_type"].as_str()) {
         (Some(o), Some("open_id") | None) => {
@@ -614,7 +621,8 @@ struct MembersOut {
 
 async fn list_chat_members(ctx: ToolCtx, mut a: MembersArgs) -> Result<MembersOut, ToolError> {
     let path = chat_path("/open-apis/im/v1/chats/{}/members", &a.chat_id)?;
-    let base = Request::get("list chat members", path).query("member_id_type", "open_id");
+    let base =
+        ctx.acting(Request::get("list chat members", path).query("member_id_type", "open_id"));
     let paging = a.paging();
     let (raw, next, last) = pages(&ctx, base, "items", paging, 100).await?;
     let members = raw

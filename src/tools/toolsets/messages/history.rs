@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{MessageIdArgs, message_path};
 use crate::lark::Request;
@@ -29,7 +29,26 @@ async fn bot_name(ctx: &ToolCtx) -> String {
     name
 }
 
-async fn render_all(ctx: &ToolCtx, raw: &[Value]) -> Vec<MessageOut> {
+/// `since` / `until` arguments (ISO 8601 or spans back from now), checked for order.
+pub(super) type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+pub(super) fn time_window(since: Option<&str>, until: Option<&str>) -> Result<Window, ToolError> {
+    let now = Utc::now();
+    let parse = |field: &str, v: Option<&str>| {
+        v.map(|s| when::parse(s, now))
+            .transpose()
+            .map_err(|e| ToolError::invalid(field, e))
+    };
+    let (since, until) = (parse("since", since)?, parse("until", until)?);
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        return Err(ToolError::invalid("since", "is after until"));
+    }
+    Ok((since, until))
+}
+
+pub(super) async fn render_all(ctx: &ToolCtx, raw: &[Value]) -> Vec<MessageOut> {
     // A reply is paced by the chat it lands in; the history says which chat that is.
     for m in raw {
         if let (Some(id), Some(chat)) = (m["message_id"].as_str(), m["chat_id"].as_str()) {
@@ -43,7 +62,7 @@ async fn render_all(ctx: &ToolCtx, raw: &[Value]) -> Vec<MessageOut> {
 
 pub(super) async fn get_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<MessageOut, ToolError> {
     let path = message_path("/open-apis/im/v1/messages/{}", &a.message_id)?;
-    let req = Request::get("get message", path).query("user_id_type", "open_id");
+    let req = ctx.acting(Request::get("get message", path).query("user_id_type", "open_id"));
     let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
     let items = data
         .get("items")
@@ -96,26 +115,13 @@ pub(super) async fn list_messages(ctx: ToolCtx, mut a: ListArgs) -> Result<Messa
         (None, Some(t)) => ("thread", t.clone()),
         _ => return Err(ToolError::msg("Give exactly one of chat_id or thread_id.")),
     };
-    let now = Utc::now();
-    let since = a
-        .since
-        .as_deref()
-        .map(|s| when::parse(s, now))
-        .transpose()
-        .map_err(|e| ToolError::invalid("since", e))?;
-    let until = a
-        .until
-        .as_deref()
-        .map(|s| when::parse(s, now))
-        .transpose()
-        .map_err(|e| ToolError::invalid("until", e))?;
-    if let (Some(s), Some(u)) = (since, until)
-        && s > u
-    {
-        return Err(ToolError::invalid("since", "is after until"));
-    }
+    let (since, until) = time_window(a.since.as_deref(), a.until.as_deref())?;
     let order = a.order.unwrap_or(Order::NewestFirst);
-    let mut base = Request::get("list messages", "/open-apis/im/v1/messages".into())
+    let mut base = ctx
+        .acting(Request::get(
+            "list messages",
+            "/open-apis/im/v1/messages".into(),
+        ))
         .query("container_id_type", kind)
         .query("container_id", id)
         .query(

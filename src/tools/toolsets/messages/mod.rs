@@ -6,6 +6,7 @@ pub mod files;
 mod history;
 mod pins;
 mod reactions;
+mod search;
 mod send;
 
 use schemars::JsonSchema;
@@ -17,6 +18,7 @@ use crate::tools::{Needs, ToolDef, ToolError, ToolMeta, Toolset};
 use history::{get_message, get_read_users, list_messages};
 use pins::{list_pins, pin_message, unpin_message};
 use reactions::{add_reaction, list_reactions, remove_reaction};
+use search::search_messages;
 use send::{edit_message, forward_message, recall_message, reply_message, send_message};
 
 #[allow(clippy::too_many_arguments)]
@@ -51,13 +53,14 @@ pub fn tools() -> Vec<ToolDef> {
             meta(
                 "send_message",
                 "Send a message",
-                "Send a message to a person (open_id, union_id, user_id or email) or a chat (chat_id) as the bot. Give exactly one of text, markdown, card, image_key, file_key, share_chat, share_user.",
+                "Send a message to a person (open_id, union_id, user_id or email) or a chat (chat_id). Give exactly one of text, markdown, card, image_key, file_key, share_chat, share_user.",
                 scopes::MESSAGE_SEND,
                 false,
                 false,
                 false,
                 Nothing,
-            ),
+            )
+            .or_speaks_as_user(scopes::SEND_AS_USER),
             send_message,
         ),
         ToolDef::new(
@@ -70,7 +73,8 @@ pub fn tools() -> Vec<ToolDef> {
                 false,
                 false,
                 Nothing,
-            ),
+            )
+            .or_speaks_as_user(scopes::SEND_AS_USER),
             reply_message,
         ),
         ToolDef::new(
@@ -122,7 +126,8 @@ pub fn tools() -> Vec<ToolDef> {
                 false,
                 true,
                 Nothing,
-            ),
+            )
+            .or_as_user(scopes::MESSAGE_READ),
             get_message,
         ),
         ToolDef::new(
@@ -135,8 +140,23 @@ pub fn tools() -> Vec<ToolDef> {
                 false,
                 true,
                 Nothing,
-            ),
+            )
+            .or_as_user(scopes::MESSAGE_HISTORY),
             list_messages,
+        ),
+        ToolDef::new(
+            meta(
+                "search_messages",
+                "Search messages",
+                "Search the messages in your chats (as you, the signed-in user) by words, optionally by chat, sender, time or kind; hits come with sender and chat names.",
+                scopes::MESSAGE_SEARCH,
+                true,
+                false,
+                true,
+                Nothing,
+            )
+            .user_only(),
+            search_messages,
         ),
         ToolDef::new(
             meta(

@@ -115,7 +115,11 @@ pub(super) async fn send_message(ctx: ToolCtx, mut a: SendArgs) -> Result<Sent, 
     .query("receive_id_type", kind.as_str())
     .dedupe_in_body(a.idempotency_key)
     .pace(pace_key(&ctx, &a.to, kind).await);
-    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let data = ctx
+        .client()
+        .call(ctx.acting(req), &ctx.cancel)
+        .await?
+        .into_data();
     Ok(delivered(&ctx, &a.to, &data))
 }
 
@@ -142,7 +146,11 @@ pub(super) async fn reply_message(ctx: ToolCtx, mut a: ReplyArgs) -> Result<Sent
     )
     .dedupe_in_body(a.idempotency_key)
     .pace(a.message_id.clone());
-    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let data = ctx
+        .client()
+        .call(ctx.acting(req), &ctx.cancel)
+        .await?
+        .into_data();
     Ok(delivered(&ctx, &a.message_id, &data))
 }
 
