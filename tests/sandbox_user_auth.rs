@@ -1152,3 +1152,366 @@ async fn token_endpoint_faults_20050_and_a_lost_rotation() {
     assert_eq!(s.state().refreshes(), 2);
     assert_token_error(&refresh(&s, &refresh_of(&second)).await, 400, 20073);
 }
+
+// ---- message search (POST /open-apis/search/v2/message) ---------------------------------
+
+const SEARCH_MESSAGES: &str = "/open-apis/search/v2/message";
+const SALES_WINS_CHAT: &str = "oc_c3258bce616c578039268f5552f5cc64";
+/// R&D Weekly: the approving manager is not a member.
+const RND_WEEKLY_CHAT: &str = "oc_05c408dcf199665ae65851dd6b0f4cf4";
+const SEARCH_P2P_CHAT: &str = "oc_5ea4c1f0d2b3a4958677a8b9c0d1e2f3";
+/// 林晓雯, in All Hands.
+const LIN_XIAOWEN: &str = "ou_3aae29888a3b17ff80b7bb423fa914e6";
+/// 朱丽, in HR private.
+const ZHU_LI: &str = "ou_fbff9ad2cc7e0b38887c2a58bd4e1706";
+
+// The "zebra" messages of `search_seed`, newest first: what the manager finds.
+const Z_P2P: &str = "om_zebra_p2p";
+const Z_CARD: &str = "om_zebra_card";
+const Z_FILE: &str = "om_zebra_file";
+const Z_MEDIA: &str = "om_zebra_media";
+const Z_POST: &str = "om_zebra_post";
+const Z_TEXT: &str = "om_zebra_text";
+const Z_OLD: &str = "om_zebra_old";
+const ZEBRAS: [&str; 7] = [Z_P2P, Z_CARD, Z_FILE, Z_MEDIA, Z_POST, Z_TEXT, Z_OLD];
+
+/// The default org plus a p2p chat of the manager and Zhang Wei and messages that all
+/// contain "zebra" somewhere a reader sees it, in every kind of chat and content, plus two
+/// the manager must never find: one in a chat they are not in, one whose only "zebra" is
+/// in an image key.
+fn search_seed() -> lark_mcp_server::sandbox::Seed {
+    let mut seed = common::seed();
+    seed.chats.push(
+        serde_json::from_value(json!({
+            "chat_id": SEARCH_P2P_CHAT, "name": "", "owner": MANAGER, "chat_type": "p2p",
+            "chat_mode": "p2p", "bot_member": false, "members": [MANAGER, ZHANG_WEI],
+        }))
+        .expect("chat seed"),
+    );
+    let all_hands = common::ALL_HANDS_CHAT;
+    let hr = common::HR_PRIVATE_CHAT;
+    let messages = [
+        json!({"message_id": Z_OLD, "chat_id": all_hands, "sender": MANAGER, "msg_type": "text",
+               "content": {"text": "old zebra notes"}, "sent_ago_secs": 90_000}),
+        json!({"message_id": Z_TEXT, "chat_id": all_hands, "sender": ZHANG_WEI,
+               "msg_type": "text", "content": {"text": "@_user_1 ZEBRA stripes in the lobby"},
+               "sent_ago_secs": 500, "mentions": [LIN_XIAOWEN]}),
+        json!({"message_id": Z_POST, "chat_id": SALES_WINS_CHAT, "sender": MANAGER,
+               "msg_type": "post", "sent_ago_secs": 400,
+               "content": {"title": "Zebra quarterly", "content": [[{"tag": "text", "text": "numbers"}]]}}),
+        json!({"message_id": Z_MEDIA, "chat_id": SALES_WINS_CHAT, "sender": MANAGER,
+               "msg_type": "media", "sent_ago_secs": 350,
+               "content": {"file_key": "file_v3_m1", "image_key": "img_v3_m1", "file_name": "zebra-demo.mp4"}}),
+        json!({"message_id": Z_FILE, "chat_id": hr, "sender": ZHU_LI, "msg_type": "file",
+               "content": {"file_key": "file_v3_z1", "file_name": "Zebra-Plan.pdf"},
+               "sent_ago_secs": 300}),
+        json!({"message_id": Z_CARD, "chat_id": all_hands, "sender": "bot",
+               "msg_type": "interactive", "sent_ago_secs": 200,
+               "content": {"header": {"title": {"tag": "plain_text", "content": "Zebra alert"}},
+                           "elements": []}}),
+        json!({"message_id": Z_P2P, "chat_id": SEARCH_P2P_CHAT, "sender": ZHANG_WEI,
+               "msg_type": "text", "content": {"text": "a zebra, just for you"},
+               "sent_ago_secs": 100}),
+        json!({"message_id": "om_zebra_hidden", "chat_id": RND_WEEKLY_CHAT,
+               "sender": ZHANG_WEI, "msg_type": "text",
+               "content": {"text": "zebra in a chat the manager is not in"}, "sent_ago_secs": 50}),
+        json!({"message_id": "om_zebra_key_only", "chat_id": all_hands, "sender": MANAGER,
+               "msg_type": "image", "content": {"image_key": "img_v3_zebra"},
+               "sent_ago_secs": 40}),
+    ];
+    for m in messages {
+        seed.messages
+            .push(serde_json::from_value(m).expect("message seed"));
+    }
+    seed
+}
+
+/// The sandbox with `search_seed` and a manager's token granted `search:message`.
+async fn searching() -> (Sbx, String) {
+    let s = Sbx::with_seed(search_seed()).await;
+    let t = device_tokens(&s, "search:message").await;
+    assert_tokens(&t, false);
+    let user = access(&t);
+    (s, user)
+}
+
+async fn search(s: &Sbx, token: &str, query: &[(&str, &str)], body: Value) -> Resp {
+    s.post(token, SEARCH_MESSAGES, query, &body).await
+}
+
+/// The ids of one successful page.
+#[track_caller]
+fn found(r: &Resp) -> Vec<String> {
+    let items = r.ok()["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {}", r.text));
+    items
+        .iter()
+        .map(|i| {
+            i.as_str()
+                .unwrap_or_else(|| panic!("an item is not an id string: {}", r.text))
+                .to_string()
+        })
+        .collect()
+}
+
+/// The ids a search finds with this body (one page of at most 50).
+async fn ids(s: &Sbx, token: &str, body: Value) -> Vec<String> {
+    let r = search(s, token, &[("page_size", "50")], body).await;
+    assert_eq!(r.ok()["has_more"], false, "{}", r.text);
+    found(&r)
+}
+
+#[tokio::test]
+async fn message_search_finds_the_users_messages_newest_first() {
+    let (s, user) = searching().await;
+    // Case-insensitive, in text, post titles, card headers and file names; not in the
+    // chat the manager is not in, nor in an image key.
+    let all = ids(&s, &user, json!({"query": "ZeBrA"})).await;
+    assert_eq!(all, ZEBRAS, "newest first");
+    assert_eq!(ids(&s, &user, json!({"query": "stripes"})).await, [Z_TEXT]);
+    assert_eq!(ids(&s, &user, json!({"query": "plan.pdf"})).await, [Z_FILE]);
+    // A seeded message of the manager's chats; none of R&D Weekly's.
+    assert_eq!(
+        ids(&s, &user, json!({"query": "all-hands moves to 4 pm"})).await,
+        ["om_ded06bdb54b4f2f697228ecc757e2886"]
+    );
+    assert!(
+        ids(&s, &user, json!({"query": "R&D Weekly #32"}))
+            .await
+            .is_empty()
+    );
+    assert!(ids(&s, &user, json!({"query": "img_v3"})).await.is_empty());
+    // Someone else sees their own chats: Zhang Wei finds the R&D Weekly one, not HR's.
+    s.state().set_options(Options {
+        user_open_id: Some(ZHANG_WEI.into()),
+        ..Options::default()
+    });
+    let zhang = access(&device_tokens(&s, "search:message").await);
+    let theirs = ids(&s, &zhang, json!({"query": "zebra"})).await;
+    assert!(theirs.iter().any(|i| i == "om_zebra_hidden"), "{theirs:?}");
+    assert!(!theirs.iter().any(|i| i == Z_FILE), "{theirs:?}");
+}
+
+#[tokio::test]
+async fn message_search_filters() {
+    let (s, user) = searching().await;
+    let q = |extra: Value| {
+        let mut body = json!({"query": "zebra"});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        body
+    };
+    let hands = common::ALL_HANDS_CHAT;
+    assert_eq!(
+        ids(&s, &user, q(json!({"chat_ids": [hands]}))).await,
+        [Z_CARD, Z_TEXT, Z_OLD]
+    );
+    assert_eq!(
+        ids(&s, &user, q(json!({"chat_ids": [hands, SEARCH_P2P_CHAT]}))).await,
+        [Z_P2P, Z_CARD, Z_TEXT, Z_OLD]
+    );
+    assert!(
+        ids(&s, &user, q(json!({"chat_ids": [RND_WEEKLY_CHAT]})))
+            .await
+            .is_empty(),
+        "a chat the user is not in"
+    );
+    // Senders in the user_id_type asked for.
+    assert_eq!(
+        ids(&s, &user, q(json!({"from_ids": [ZHANG_WEI]}))).await,
+        [Z_P2P, Z_TEXT]
+    );
+    let by_user_id = search(
+        &s,
+        &user,
+        &[("user_id_type", "user_id")],
+        q(json!({"from_ids": [common::ZHANG_WEI_USER_ID]})),
+    )
+    .await;
+    assert_eq!(found(&by_user_id), [Z_P2P, Z_TEXT]);
+    assert_eq!(
+        ids(&s, &user, q(json!({"from_ids": ["ou_nobody"]}))).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&s, &user, q(json!({"message_type": "file"}))).await,
+        [Z_FILE]
+    );
+    assert_eq!(
+        ids(&s, &user, q(json!({"message_type": "media"}))).await,
+        [Z_MEDIA]
+    );
+    assert_eq!(
+        ids(&s, &user, q(json!({"at_chatter_ids": [LIN_XIAOWEN]}))).await,
+        [Z_TEXT]
+    );
+    assert_eq!(
+        ids(&s, &user, q(json!({"from_type": "bot"}))).await,
+        [Z_CARD]
+    );
+    assert_eq!(
+        ids(&s, &user, q(json!({"from_type": "user"}))).await,
+        [Z_P2P, Z_FILE, Z_MEDIA, Z_POST, Z_TEXT, Z_OLD]
+    );
+    assert_eq!(
+        ids(&s, &user, q(json!({"chat_type": "p2p_chat"}))).await,
+        [Z_P2P]
+    );
+    assert_eq!(
+        ids(&s, &user, q(json!({"chat_type": "group_chat"}))).await,
+        [Z_CARD, Z_FILE, Z_MEDIA, Z_POST, Z_TEXT, Z_OLD]
+    );
+    // Filters combine.
+    assert_eq!(
+        ids(
+            &s,
+            &user,
+            q(json!({"chat_type": "group_chat", "from_ids": [ZHANG_WEI]}))
+        )
+        .await,
+        [Z_TEXT]
+    );
+    // The time window is in seconds and inclusive at both ends.
+    let secs = |id: &str| {
+        s.state()
+            .messages(None)
+            .into_iter()
+            .find(|m| m.message_id == id)
+            .map(|m| (m.create_time_ms / 1000).to_string())
+            .expect("seeded message")
+    };
+    let (file, text) = (secs(Z_FILE), secs(Z_TEXT));
+    assert_eq!(
+        ids(&s, &user, q(json!({"start_time": text, "end_time": file}))).await,
+        [Z_FILE, Z_MEDIA, Z_POST, Z_TEXT]
+    );
+    assert_eq!(
+        ids(&s, &user, q(json!({"start_time": file, "end_time": file}))).await,
+        [Z_FILE]
+    );
+    assert_eq!(
+        ids(&s, &user, q(json!({"start_time": file}))).await,
+        [Z_P2P, Z_CARD, Z_FILE]
+    );
+    // Invalid values are validation errors naming the field.
+    for (field, bad) in [
+        ("message_type", json!("video")),
+        ("from_type", json!("app")),
+        ("chat_type", json!("group")),
+        ("start_time", json!("yesterday")),
+        ("end_time", json!("-1")),
+    ] {
+        let r = search(&s, &user, &[], q(json!({ field: bad }))).await;
+        assert_eq!(r.violated_field(), field, "{}", r.text);
+    }
+    let r = search(&s, &user, &[("user_id_type", "email")], q(json!({}))).await;
+    assert_eq!(r.violated_field(), "user_id_type");
+}
+
+#[tokio::test]
+async fn message_search_pages_without_duplicates() {
+    let (s, user) = searching().await;
+    let body = json!({"query": "zebra"});
+    let mut seen: Vec<String> = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut q = vec![("page_size", "3".to_string())];
+        if let Some(t) = &token {
+            q.push(("page_token", t.clone()));
+        }
+        let q: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = search(&s, &user, &q, body.clone()).await;
+        let page = found(&r);
+        pages += 1;
+        assert!(page.len() <= 3, "{}", r.text);
+        seen.extend(page);
+        if r.ok()["has_more"] == true {
+            token = r.ok()["page_token"].as_str().map(str::to_string);
+            assert!(token.is_some(), "has_more without a page_token: {}", r.text);
+        } else {
+            break;
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ZEBRAS, "every match once, in order");
+    // The default page is 20, the largest 50.
+    let r = search(&s, &user, &[], json!({"query": "a"})).await;
+    assert_eq!(found(&r).len(), 20, "{}", r.text);
+    assert_eq!(r.ok()["has_more"], true);
+    let r = search(&s, &user, &[("page_size", "51")], body.clone()).await;
+    assert_eq!(r.violated_field(), "page_size");
+    // A page token belongs to its search.
+    let first = search(&s, &user, &[("page_size", "3")], body).await;
+    let t = first.ok()["page_token"].as_str().unwrap_or("").to_string();
+    let other = search(
+        &s,
+        &user,
+        &[("page_size", "3"), ("page_token", &t)],
+        json!({"query": "zebra", "from_type": "user"}),
+    )
+    .await;
+    assert_eq!(other.violated_field(), "page_token");
+}
+
+#[tokio::test]
+async fn message_search_skips_recalled_messages() {
+    let (s, user) = searching().await;
+    let tenant = s.token().await;
+    let sent = s
+        .send_text(
+            &tenant,
+            "chat_id",
+            common::ALL_HANDS_CHAT,
+            "fresh zebra news",
+        )
+        .await;
+    let id = sent.ok()["message_id"].as_str().unwrap_or("").to_string();
+    let hits = ids(&s, &user, json!({"query": "zebra", "from_type": "bot"})).await;
+    assert_eq!(hits, [id.as_str(), Z_CARD]);
+    s.delete(&tenant, &format!("{}/{id}", common::MESSAGES_PATH), &[])
+        .await
+        .ok();
+    let hits = ids(&s, &user, json!({"query": "zebra", "from_type": "bot"})).await;
+    assert_eq!(hits, [Z_CARD]);
+}
+
+#[tokio::test]
+async fn message_search_needs_a_user_token_the_scope_and_a_query() {
+    let (s, user) = searching().await;
+    let body = json!({"query": "zebra"});
+    // A tenant token on this user-only API: 99991663, as for the other user-only ones.
+    let tenant = s.token().await;
+    search(&s, &tenant, &[], body.clone())
+        .await
+        .err(400, 99991663);
+    // The user did not grant search:message: 99991679 naming it.
+    let without = access(&device_tokens(&s, "im:chat").await);
+    let r = search(&s, &without, &[], body.clone()).await;
+    let e = r.err(400, 99991679);
+    assert_eq!(e["permission_violations"][0]["subject"], "search:message");
+    // The app lost it for user identity: 99991672, even for the token that was granted it.
+    s.state().set_scopes(&[], &["search:message".into()]);
+    let r = search(&s, &user, &[], body).await;
+    assert_eq!(
+        r.err(400, 99991672)["permission_violations"][0]["subject"],
+        "search:message"
+    );
+    s.state().set_scopes(&["search:message".into()], &[]);
+    // query is required and must not be blank.
+    for bad in [json!({}), json!({"query": ""}), json!({"query": "   "})] {
+        let r = search(&s, &user, &[], bad).await;
+        assert_eq!(r.violated_field(), "query", "{}", r.text);
+    }
+    let r = search(
+        &s,
+        &user,
+        &[],
+        json!({"query": "zebra", "chat_ids": "oc_x"}),
+    )
+    .await;
+    assert_eq!(r.violated_field(), "body", "{}", r.text);
+}

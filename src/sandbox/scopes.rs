@@ -103,11 +103,13 @@ mod tests {
         assert!(!accepts("get_user_info_me", "tenant"));
         assert!(accepts("list_chats", "user") && accepts("list_chats", "tenant"));
         assert!(!accepts("list_contact_scopes", "user"));
+        assert!(accepts("search_messages", "user") && !accepts("search_messages", "tenant"));
+        assert_eq!(required("search_messages"), ["search:message"]);
         // Every token-checked endpoint of the sandbox accepted tenant tokens before user
         // tokens existed, except the user-only ones.
         for e in crate::sandbox::api::all_endpoints() {
             if e.auth == crate::sandbox::endpoint::Auth::Tenant
-                && !["get_user_info_me", "search_users"].contains(&e.name)
+                && !["get_user_info_me", "search_users", "search_messages"].contains(&e.name)
             {
                 assert!(accepts(e.name, "tenant"), "{}", e.name);
             }
