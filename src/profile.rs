@@ -6,7 +6,8 @@
 //! OS keychain (macOS Keychain, Windows Credential Manager, the Secret Service on Linux)
 //! when one answers; otherwise into that file. The directory is 0700 and the file 0600,
 //! written whole or not at all (temp file, then rename). `LARK_MCP_KEYCHAIN=off` skips the
-//! keychain (headless machines, tests).
+//! keychain (headless machines, tests). The user's tokens from `login` follow the same
+//! choice ([`user_tokens_path`], [`user_tokens_account`]; `crate::lark::user_auth`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::lark::registration::Brand;
 
 pub const DEFAULT: &str = "default";
-const KEYCHAIN_SERVICE: &str = "lark-mcp-server";
+/// The keychain service of every entry this program keeps.
+pub const KEYCHAIN_SERVICE: &str = "lark-mcp-server";
 /// A keychain that asks the user to unlock it may take this long; then the file is used.
 const KEYCHAIN_WAIT: Duration = Duration::from_secs(30);
 
@@ -97,7 +99,9 @@ pub fn path(name: &str) -> Result<PathBuf, String> {
     Ok(config_dir()?.join("profiles").join(format!("{name}.json")))
 }
 
-/// Where `login` keeps the user's tokens for profile `name` (0600, like the profile).
+/// Where `login` keeps the user's login for profile `name` (0600, like the profile): all of
+/// it, or all but the two tokens when those are in the OS keychain
+/// ([`user_tokens_account`]).
 pub fn user_tokens_path(name: &str) -> Result<PathBuf, String> {
     check_name(name)?;
     Ok(config_dir()?
@@ -105,7 +109,15 @@ pub fn user_tokens_path(name: &str) -> Result<PathBuf, String> {
         .join(format!("{name}.user.json")))
 }
 
-fn keychain_wanted() -> bool {
+/// The keychain entry (account, under [`KEYCHAIN_SERVICE`]) of the user's tokens for profile
+/// `name`; an app secret's entry is `name:app_id`, so the two never meet.
+pub fn user_tokens_account(name: &str) -> String {
+    format!("{name}.user")
+}
+
+/// Whether new secrets should go to the OS keychain (`LARK_MCP_KEYCHAIN=off|0|false`: no).
+/// Reading follows what the file says, whatever this answers.
+pub fn keychain_wanted() -> bool {
     !std::env::var("LARK_MCP_KEYCHAIN").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "false"))
 }
 
@@ -117,11 +129,55 @@ fn entry_user(name: &str, app_id: &str) -> String {
 async fn keychain<T: Send + 'static>(
     op: impl FnOnce() -> Result<T, keyring::Error> + Send + 'static,
 ) -> Result<T, String> {
+    bounded(move || op().map_err(|e| e.to_string())).await
+}
+
+/// Runs one blocking keychain operation off the async threads, given `KEYCHAIN_WAIT` (30 s) at
+/// most (a keychain that asks the user to unlock it may never answer).
+pub async fn bounded<T: Send + 'static>(
+    op: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
     match tokio::time::timeout(KEYCHAIN_WAIT, tokio::task::spawn_blocking(op)).await {
-        Ok(Ok(Ok(v))) => Ok(v),
-        Ok(Ok(Err(e))) => Err(e.to_string()),
+        Ok(Ok(r)) => r,
         Ok(Err(e)) => Err(format!("the keychain call failed: {e}")),
         Err(_) => Err("the keychain did not answer in time".into()),
+    }
+}
+
+/// A store of small secrets by account name: the OS keychain ([`OsKeychain`]), or in tests
+/// one that fails or lives in memory. Calls block; run them through [`bounded`]. Errors never
+/// hold the secret.
+pub trait Keystore: Send + Sync {
+    fn set(&self, account: &str, value: &str) -> Result<(), String>;
+    /// `None`: no such entry.
+    fn get(&self, account: &str) -> Result<Option<String>, String>;
+    /// No such entry is not an error.
+    fn delete(&self, account: &str) -> Result<(), String>;
+}
+
+/// The OS keychain, entries under the service [`KEYCHAIN_SERVICE`].
+pub struct OsKeychain;
+
+impl Keystore for OsKeychain {
+    fn set(&self, account: &str, value: &str) -> Result<(), String> {
+        keyring::Entry::new(KEYCHAIN_SERVICE, account)
+            .and_then(|e| e.set_password(value))
+            .map_err(|e| e.to_string())
+    }
+
+    fn get(&self, account: &str) -> Result<Option<String>, String> {
+        match keyring::Entry::new(KEYCHAIN_SERVICE, account).and_then(|e| e.get_password()) {
+            Ok(v) => Ok(Some(v)),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn delete(&self, account: &str) -> Result<(), String> {
+        match keyring::Entry::new(KEYCHAIN_SERVICE, account).and_then(|e| e.delete_credential()) {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -231,7 +287,8 @@ pub fn write_private(file: &Path, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), String> {
+/// Creates `dir` and its parents, new ones readable by their owner only.
+pub fn create_private_dir(dir: &Path) -> Result<(), String> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

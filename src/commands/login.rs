@@ -3,9 +3,10 @@
 //! `login` runs the OAuth device flow for the app of the chosen profile (or of the
 //! flags/environment) — or, with `--pkce` or when the device flow is refused, the browser
 //! sign-in (authorization code + PKCE, redirected to 127.0.0.1) — and stores the user's
-//! tokens beside that profile (0600).
+//! tokens where the profile keeps its secret: the OS keychain, else the 0600 file beside it.
 //! `whoami` shows who is logged in, the granted scopes and the expiries, refreshing first if
-//! the access token is due (never printing a token). `logout` forgets the tokens.
+//! the access token is due, and where the tokens are (never printing a token). `logout`
+//! forgets the tokens (file and keychain entry).
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -30,7 +31,8 @@ pub fn session(cfg: &LarkConfig, profile: &str) -> Result<UserSession, String> {
         api: cfg.base_url.clone(),
     };
     let file = crate::profile::user_tokens_path(profile)?;
-    Ok(UserSession::new(Oauth::new(app)?, file))
+    let account = crate::profile::user_tokens_account(profile);
+    Ok(UserSession::new(Oauth::new(app)?, file, account))
 }
 
 /// `--scopes auto`: for each tool that can act as the user, a scope the app offers for
@@ -200,14 +202,16 @@ pub async fn login(
         tokens.open_id = Some(open_id);
         tokens.name = Some(name);
     }
-    if let Err(e) = session.save(&tokens) {
-        return fail(&e);
-    }
+    let store = match session.save(&tokens).await {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
     say!(
-        "Logged in as {} ({}); {} scopes granted. Stored beside profile `{profile}`.",
+        "Logged in as {} ({}); {} scopes granted. Stored for profile `{profile}`: the tokens are in {}.",
         tokens.name.as_deref().unwrap_or("?"),
         tokens.open_id.as_deref().unwrap_or("?"),
-        tokens.scope.len()
+        tokens.scope.len(),
+        session.location(&store)
     );
     0
 }
@@ -253,7 +257,7 @@ pub async fn whoami(cfg: &LarkConfig, profile: &str) -> i32 {
             UserAuthError::Transient(_) => fail(&e.to_string()),
         };
     }
-    let t = match session.stored() {
+    let (t, store) = match session.stored().await {
         Ok(Some(t)) => t,
         Ok(None) => return fail("not logged in; run `lark-mcp-server login`"),
         Err(e) => return fail(&e),
@@ -283,6 +287,7 @@ pub async fn whoami(cfg: &LarkConfig, profile: &str) -> i32 {
         t.refresh_expires_at.saturating_sub(now) / 86_400
     );
     say!("Scopes:  {}", t.scope.join(" "));
+    say!("Tokens:  in {}", session.location(&store));
     0
 }
 
@@ -291,10 +296,10 @@ pub async fn logout(cfg: &LarkConfig, profile: &str) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let was = matches!(session.stored(), Ok(Some(_)));
-    if let Err(e) = session.clear().await {
-        return fail(&e);
-    }
+    let was = match session.clear().await {
+        Ok(was) => was,
+        Err(e) => return fail(&e),
+    };
     if was {
         // Lark documents no revocation endpoint for user tokens: the stored ones are gone,
         // the refresh token is never used again, and the access token lapses within 2 h.

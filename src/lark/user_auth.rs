@@ -8,8 +8,17 @@
 //! processes (an exclusive lock on `<profile>.user.lock` around read → refresh → write): the
 //! second process to get the lock reads the tokens the first one wrote instead of using the
 //! refresh token that is already spent.
+//!
+//! Where the login lives follows the profile's store (`crate::profile`): the two tokens go
+//! into one OS keychain entry (`NAME.user`, a small JSON) when the keychain is wanted and
+//! takes them, and `NAME.user.json` (0600) keeps the rest (who, scopes, expiries,
+//! `"secrets": "keychain"`); otherwise everything is in that file (`"secrets": "file"`, or no
+//! `secrets` in files written before). A refresh writes the rotated tokens — keychain, else
+//! the file — before the lock is released: the refresh token works once, so it is never lost.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -19,6 +28,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::registration::{Failure, Status};
+pub use crate::profile::SecretStore;
+use crate::profile::{Keystore, OsKeychain, bounded};
 
 const DEVICE_PATH: &str = "/oauth/v1/device_authorization";
 const TOKEN_PATH: &str = "/open-apis/authen/v2/oauth/token";
@@ -41,20 +52,18 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The user's tokens, as stored (0600 file; never logged).
-#[derive(Serialize, Deserialize, Clone)]
+/// The user's login: the tokens and what goes with them (never logged; stored as
+/// `OnDisk` and, in the keychain, `Secrets`).
+#[derive(Clone)]
 pub struct UserTokens {
     access_token: String,
-    #[serde(default)]
     refresh_token: Option<String>,
     /// Unix seconds.
     pub access_expires_at: u64,
     pub access_lifetime_secs: u64,
     pub refresh_expires_at: u64,
     pub scope: Vec<String>,
-    #[serde(default)]
     pub open_id: Option<String>,
-    #[serde(default)]
     pub name: Option<String>,
 }
 
@@ -75,8 +84,7 @@ impl UserTokens {
     }
 
     fn fresh(&self, now: u64) -> bool {
-        let ahead = REFRESH_AHEAD.as_secs().min(self.access_lifetime_secs / 4);
-        now + ahead < self.access_expires_at
+        fresh(self.access_expires_at, self.access_lifetime_secs, now)
     }
 
     fn refreshable(&self, now: u64) -> bool {
@@ -109,6 +117,140 @@ impl UserTokens {
             open_id: previous.and_then(|p| p.open_id.clone()),
             name: previous.and_then(|p| p.name.clone()),
         }
+    }
+}
+
+/// An access token is due for refresh 5 minutes before it expires, or at three quarters of
+/// a shorter life.
+fn fresh(access_expires_at: u64, lifetime_secs: u64, now: u64) -> bool {
+    let ahead = REFRESH_AHEAD.as_secs().min(lifetime_secs / 4);
+    now + ahead < access_expires_at
+}
+
+const KEYCHAIN: &str = "keychain";
+const FILE: &str = "file";
+
+/// A login's two secrets together: the value of its keychain entry (JSON).
+#[derive(Serialize, Deserialize)]
+struct Secrets {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("access_token", &"[redacted]")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+/// `NAME.user.json`: what is not secret, and the two tokens too when `secrets` is `file`.
+/// Files written before the keychain was used have no `secrets` and the tokens inline.
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    /// `keychain` or `file`; absent (older files) means `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secrets: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    /// With `secrets: keychain`: whether the entry holds a refresh token, so the file alone
+    /// tells whether the login is usable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    has_refresh_token: Option<bool>,
+    access_expires_at: u64,
+    access_lifetime_secs: u64,
+    refresh_expires_at: u64,
+    #[serde(default)]
+    scope: Vec<String>,
+    #[serde(default)]
+    open_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl std::fmt::Debug for OnDisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnDisk")
+            .field("secrets", &self.secrets)
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .field("scope", &self.scope)
+            .field("open_id", &self.open_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnDisk {
+    /// `t` for `store`: the file's part (with the tokens when `store` is the file), and the
+    /// secrets (the keychain entry's value when `store` is the keychain).
+    fn split(t: &UserTokens, store: &SecretStore) -> (OnDisk, Secrets) {
+        let secrets = Secrets {
+            access_token: t.access_token.clone(),
+            refresh_token: t.refresh_token.clone(),
+        };
+        let in_file = *store == SecretStore::File;
+        let disk = OnDisk {
+            secrets: Some(if in_file { FILE } else { KEYCHAIN }.into()),
+            access_token: in_file.then(|| t.access_token.clone()),
+            refresh_token: t.refresh_token.clone().filter(|_| in_file),
+            has_refresh_token: (!in_file).then_some(t.refresh_token.is_some()),
+            access_expires_at: t.access_expires_at,
+            access_lifetime_secs: t.access_lifetime_secs,
+            refresh_expires_at: t.refresh_expires_at,
+            scope: t.scope.clone(),
+            open_id: t.open_id.clone(),
+            name: t.name.clone(),
+        };
+        (disk, secrets)
+    }
+
+    /// Where this file says the tokens are.
+    fn store(&self) -> Result<SecretStore, String> {
+        match self.secrets.as_deref() {
+            None | Some(FILE) => Ok(SecretStore::File),
+            Some(KEYCHAIN) => Ok(SecretStore::Keychain),
+            Some(other) => Err(format!("unknown secrets store `{other}`")),
+        }
+    }
+
+    /// The login again: this file's part, and with `secrets: keychain` the entry's
+    /// `secrets` (ignored otherwise).
+    fn merge(self, secrets: Option<Secrets>) -> Result<UserTokens, String> {
+        let (access_token, refresh_token) = match self.store()? {
+            SecretStore::File => (
+                self.access_token.ok_or("the file holds no access token")?,
+                self.refresh_token,
+            ),
+            SecretStore::Keychain => {
+                let s = secrets.ok_or("the keychain gave no tokens")?;
+                (s.access_token, s.refresh_token)
+            }
+        };
+        Ok(UserTokens {
+            access_token,
+            refresh_token: refresh_token.filter(|t| !t.is_empty()),
+            access_expires_at: self.access_expires_at,
+            access_lifetime_secs: self.access_lifetime_secs,
+            refresh_expires_at: self.refresh_expires_at,
+            scope: self.scope,
+            open_id: self.open_id,
+            name: self.name,
+        })
+    }
+
+    /// Whether the login can give a token now or after a refresh: from the file alone.
+    fn usable(&self, now: u64) -> bool {
+        let has_refresh = self.refresh_token.is_some() || self.has_refresh_token == Some(true);
+        (has_refresh && now < self.refresh_expires_at)
+            || fresh(self.access_expires_at, self.access_lifetime_secs, now)
     }
 }
 
@@ -427,18 +569,40 @@ pub struct UserSession {
     oauth: Oauth,
     file: PathBuf,
     lock: PathBuf,
+    /// The keychain entry's account (`NAME.user`).
+    account: String,
+    keystore: Arc<dyn Keystore>,
+    /// New tokens go to the keychain; off when it is not wanted, and for the rest of the
+    /// process once it failed to take them (no 30 s wait on every refresh).
+    use_keychain: AtomicBool,
     current: tokio::sync::Mutex<Option<UserTokens>>,
     rejected: tokio::sync::Mutex<Option<String>>,
 }
 
 impl UserSession {
-    /// `file` is where the tokens live (0600); `<file>.lock` serializes refreshes.
-    pub fn new(oauth: Oauth, file: PathBuf) -> UserSession {
+    /// `file` is where the login lives (0600), `account` its OS keychain entry (used when
+    /// [`crate::profile::keychain_wanted`]); `<file>.lock` serializes refreshes.
+    pub fn new(oauth: Oauth, file: PathBuf, account: String) -> UserSession {
+        let wanted = crate::profile::keychain_wanted();
+        UserSession::with_keystore(oauth, file, account, Arc::new(OsKeychain), wanted)
+    }
+
+    /// As [`UserSession::new`], the tokens kept in `keystore` when `use_keystore`.
+    pub fn with_keystore(
+        oauth: Oauth,
+        file: PathBuf,
+        account: String,
+        keystore: Arc<dyn Keystore>,
+        use_keystore: bool,
+    ) -> UserSession {
         let lock = file.with_extension("lock");
         UserSession {
             oauth,
             file,
             lock,
+            account,
+            keystore,
+            use_keychain: AtomicBool::new(use_keystore),
             current: tokio::sync::Mutex::new(None),
             rejected: tokio::sync::Mutex::new(None),
         }
@@ -448,34 +612,49 @@ impl UserSession {
         &self.oauth
     }
 
-    /// The stored tokens, if any (read from disk).
-    pub fn stored(&self) -> Result<Option<UserTokens>, String> {
-        read_tokens(&self.file)
-    }
-
-    pub fn save(&self, t: &UserTokens) -> Result<(), String> {
-        crate::profile::write_private(
-            &self.file,
-            &serde_json::to_vec_pretty(t).map_err(|e| e.to_string())?,
-        )
-    }
-
-    /// Forgets the login (file and memory).
-    pub async fn clear(&self) -> Result<(), String> {
-        *self.current.lock().await = None;
-        match std::fs::remove_file(&self.file) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("cannot remove {}: {e}", self.file.display())),
+    /// Where tokens kept in `store` are, for people: never a token.
+    pub fn location(&self, store: &SecretStore) -> String {
+        match store {
+            SecretStore::Keychain => format!(
+                "the OS keychain (entry `{}`; the rest in {})",
+                self.account,
+                self.file.display()
+            ),
+            SecretStore::File => format!("{} (0600)", self.file.display()),
         }
     }
 
+    /// The stored login and where its tokens are, if any (read under the lock).
+    pub async fn stored(&self) -> Result<Option<(UserTokens, SecretStore)>, String> {
+        let guard = self.lock().await?;
+        let stored = self.read().await.map_err(|e| e.to_string());
+        drop(guard);
+        stored
+    }
+
+    /// Stores a new login (under the lock); says where the tokens went.
+    pub async fn save(&self, t: &UserTokens) -> Result<SecretStore, String> {
+        let guard = self.lock().await?;
+        let written = self.write(t, false).await;
+        drop(guard);
+        written
+    }
+
+    /// Forgets the login: the file, the keychain entry, memory. Says whether there was one.
+    pub async fn clear(&self) -> Result<bool, String> {
+        *self.current.lock().await = None;
+        let guard = self.lock().await?;
+        let forgotten = self.forget().await;
+        drop(guard);
+        forgotten
+    }
+
     /// The scopes the signed-in user granted, when a usable login is stored (a tool that
-    /// acts as the user is offered only then, and only with its scope).
+    /// acts as the user is offered only then, and only with its scope). The file alone
+    /// says: the keychain is not asked.
     pub fn granted_scopes(&self) -> Option<Vec<String>> {
-        let now = now_secs();
-        match read_tokens(&self.file) {
-            Ok(Some(t)) if t.refreshable(now) || t.fresh(now) => Some(t.scope),
+        match read_disk(&self.file) {
+            Ok(Some(d)) if d.usable(now_secs()) => Some(d.scope),
             _ => None,
         }
     }
@@ -506,47 +685,169 @@ impl UserSession {
         Ok(token)
     }
 
-    /// Under the cross-process lock: reread, and refresh only if nobody else just did (a
-    /// stored token Lark `rejected` counts as due).
-    async fn refresh_locked(&self, rejected: Option<&str>) -> Result<UserTokens, UserAuthError> {
+    /// The cross-process lock on `<file>.lock`, until the returned file is dropped (the
+    /// profiles directory is made first: the first login may come before any profile).
+    async fn lock(&self) -> Result<std::fs::File, String> {
         let lock = self.lock.clone();
-        let guard = tokio::task::spawn_blocking(move || lock_file(&lock))
-            .await
-            .map_err(|e| UserAuthError::Transient(format!("the token lock failed: {e}")))?
-            .map_err(UserAuthError::Transient)?;
-        let result = async {
-            let stored = read_tokens(&self.file)
-                .map_err(UserAuthError::Transient)?
-                .ok_or_else(|| UserAuthError::LoginNeeded("nobody is logged in".into()))?;
-            let now = now_secs();
-            if stored.fresh(now) && rejected != Some(stored.access_token.as_str()) {
-                return Ok(stored);
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::profile::create_private_dir(dir)?;
             }
-            if !stored.refreshable(now) {
-                let _ = std::fs::remove_file(&self.file);
-                return Err(UserAuthError::LoginNeeded("the login has expired".into()));
-            }
-            match self.oauth.refresh(&stored).await {
-                Ok(new) => {
-                    self.save(&new).map_err(UserAuthError::Transient)?;
-                    tracing::info!("user token refreshed");
-                    Ok(new)
-                }
-                Err(UserAuthError::LoginNeeded(why)) => {
-                    tracing::warn!("the user login is gone: {why}");
-                    let _ = std::fs::remove_file(&self.file);
-                    Err(UserAuthError::LoginNeeded(why))
-                }
-                Err(e) => Err(e),
-            }
-        }
-        .await;
+            lock_file(&lock)
+        })
+        .await
+        .map_err(|e| format!("the token lock failed: {e}"))?
+    }
+
+    /// Under the cross-process lock: reread, and refresh only if nobody else just did (a
+    /// stored token Lark `rejected` counts as due). The rotated tokens are written before
+    /// the lock is released.
+    async fn refresh_locked(&self, rejected: Option<&str>) -> Result<UserTokens, UserAuthError> {
+        let guard = self.lock().await.map_err(UserAuthError::Transient)?;
+        let result = self.refresh_under_lock(rejected).await;
         drop(guard);
         result
     }
+
+    async fn refresh_under_lock(
+        &self,
+        rejected: Option<&str>,
+    ) -> Result<UserTokens, UserAuthError> {
+        let (stored, _) = self
+            .read()
+            .await?
+            .ok_or_else(|| UserAuthError::LoginNeeded("nobody is logged in".into()))?;
+        let now = now_secs();
+        if stored.fresh(now) && rejected != Some(stored.access_token.as_str()) {
+            return Ok(stored);
+        }
+        if !stored.refreshable(now) {
+            self.forget_quietly().await;
+            return Err(UserAuthError::LoginNeeded("the login has expired".into()));
+        }
+        match self.oauth.refresh(&stored).await {
+            Ok(new) => {
+                self.write(&new, true)
+                    .await
+                    .map_err(UserAuthError::Transient)?;
+                tracing::info!("user token refreshed");
+                Ok(new)
+            }
+            Err(UserAuthError::LoginNeeded(why)) => {
+                tracing::warn!("the user login is gone: {why}");
+                self.forget_quietly().await;
+                Err(UserAuthError::LoginNeeded(why))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The stored login (file, and the keychain when the file says so). Call under the lock.
+    async fn read(&self) -> Result<Option<(UserTokens, SecretStore)>, UserAuthError> {
+        let Some(disk) = read_disk(&self.file).map_err(UserAuthError::Transient)? else {
+            return Ok(None);
+        };
+        let bad = |e: String| UserAuthError::Transient(format!("{}: {e}", self.file.display()));
+        let store = disk.store().map_err(bad)?;
+        let secrets = match store {
+            SecretStore::File => None,
+            SecretStore::Keychain => {
+                let (keystore, account) = (self.keystore.clone(), self.account.clone());
+                match bounded(move || keystore.get(&account)).await {
+                    // The value's parse error is not shown: it could quote the value.
+                    Ok(Some(v)) => Some(serde_json::from_str::<Secrets>(&v).map_err(|_| {
+                        UserAuthError::LoginNeeded(format!(
+                            "the OS keychain entry `{}` does not hold a login",
+                            self.account
+                        ))
+                    })?),
+                    Ok(None) => {
+                        return Err(UserAuthError::LoginNeeded(format!(
+                            "the OS keychain no longer holds the login's tokens (entry `{}`)",
+                            self.account
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(UserAuthError::Transient(format!(
+                            "the login's tokens are in the OS keychain, which did not give them ({e})"
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(Some((disk.merge(secrets).map_err(bad)?, store)))
+    }
+
+    /// Writes `t`: the tokens into the keychain when it is used and takes them, else into
+    /// the file; then the file. Says where the tokens went. Call under the lock.
+    async fn write(&self, t: &UserTokens, refreshed: bool) -> Result<SecretStore, String> {
+        let mut store = SecretStore::File;
+        if self.use_keychain.load(Ordering::Relaxed) {
+            let (_, secrets) = OnDisk::split(t, &SecretStore::Keychain);
+            let value = serde_json::to_string(&secrets).map_err(|e| e.to_string())?;
+            let (keystore, account) = (self.keystore.clone(), self.account.clone());
+            match bounded(move || keystore.set(&account, &value)).await {
+                Ok(()) => store = SecretStore::Keychain,
+                Err(e) => {
+                    // Not again in this process: a keychain that hangs would hold every
+                    // refresh for its timeout.
+                    self.use_keychain.store(false, Ordering::Relaxed);
+                    let file = self.file.display();
+                    if refreshed {
+                        tracing::warn!(
+                            "the OS keychain did not take the refreshed user tokens ({e}); they go into {file} (0600) instead"
+                        );
+                    } else {
+                        tracing::info!("no keychain ({e}); the user tokens go into {file}");
+                    }
+                }
+            }
+        }
+        let (disk, _) = OnDisk::split(t, &store);
+        let json = serde_json::to_vec_pretty(&disk).map_err(|e| e.to_string())?;
+        crate::profile::write_private(&self.file, &json)?;
+        Ok(store)
+    }
+
+    /// Deletes the file and, when it may hold the tokens, the keychain entry. Says whether
+    /// there was a login. Call under the lock.
+    async fn forget(&self) -> Result<bool, String> {
+        let disk = read_disk(&self.file);
+        let in_keychain = matches!(&disk, Ok(Some(d)) if d.store() == Ok(SecretStore::Keychain));
+        let was = !matches!(disk, Ok(None));
+        match std::fs::remove_file(&self.file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", self.file.display())),
+        }
+        // An entry may be left from before a fallback to the file: removed when the
+        // keychain is used at all, quietly if the file did not point at it.
+        if in_keychain || self.use_keychain.load(Ordering::Relaxed) {
+            let (keystore, account) = (self.keystore.clone(), self.account.clone());
+            match bounded(move || keystore.delete(&account)).await {
+                Ok(()) => {}
+                Err(e) if in_keychain => {
+                    return Err(format!(
+                        "{} is removed, but the OS keychain entry `{}` (service {}) that holds the tokens could not be deleted ({e}); delete it with the system's keychain tool",
+                        self.file.display(),
+                        self.account,
+                        crate::profile::KEYCHAIN_SERVICE
+                    ));
+                }
+                Err(e) => tracing::debug!("no keychain entry deleted ({e})"),
+            }
+        }
+        Ok(was)
+    }
+
+    async fn forget_quietly(&self) {
+        if let Err(e) = self.forget().await {
+            tracing::warn!("{e}");
+        }
+    }
 }
 
-fn read_tokens(file: &std::path::Path) -> Result<Option<UserTokens>, String> {
+fn read_disk(file: &Path) -> Result<Option<OnDisk>, String> {
     match std::fs::read(file) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
@@ -557,7 +858,7 @@ fn read_tokens(file: &std::path::Path) -> Result<Option<UserTokens>, String> {
 }
 
 /// An exclusive lock on `path` (created 0600), held until the file is dropped.
-fn lock_file(path: &std::path::Path) -> Result<std::fs::File, String> {
+fn lock_file(path: &Path) -> Result<std::fs::File, String> {
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
@@ -633,5 +934,411 @@ mod tests {
         let t = tokens(10, 10);
         let d = format!("{t:?}");
         assert!(!d.contains("u-x") && !d.contains("\"r\""), "{d}");
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A keychain in memory; `set` fails when `refuse_set` (a locked or absent keychain).
+    #[derive(Default)]
+    struct MemKeystore {
+        entries: Mutex<HashMap<String, String>>,
+        refuse_set: bool,
+    }
+
+    impl MemKeystore {
+        fn entry(&self, account: &str) -> Option<String> {
+            self.entries.lock().expect("map").get(account).cloned()
+        }
+    }
+
+    impl Keystore for MemKeystore {
+        fn set(&self, account: &str, value: &str) -> Result<(), String> {
+            if self.refuse_set {
+                return Err("Platform secure storage failure: locked".into());
+            }
+            self.entries
+                .lock()
+                .expect("map")
+                .insert(account.into(), value.into());
+            Ok(())
+        }
+        fn get(&self, account: &str) -> Result<Option<String>, String> {
+            Ok(self.entry(account))
+        }
+        fn delete(&self, account: &str) -> Result<(), String> {
+            self.entries.lock().expect("map").remove(account);
+            Ok(())
+        }
+    }
+
+    /// A keychain that answers nothing at all.
+    struct BrokenKeystore;
+
+    impl Keystore for BrokenKeystore {
+        fn set(&self, _: &str, _: &str) -> Result<(), String> {
+            Err("no Secret Service".into())
+        }
+        fn get(&self, _: &str) -> Result<Option<String>, String> {
+            Err("no Secret Service".into())
+        }
+        fn delete(&self, _: &str) -> Result<(), String> {
+            Err("no Secret Service".into())
+        }
+    }
+
+    const ACCOUNT: &str = "default.user";
+
+    fn login(access: &str, refresh: Option<&str>, expires_in: u64) -> UserTokens {
+        let now = now_secs();
+        UserTokens {
+            access_token: access.into(),
+            refresh_token: refresh.map(String::from),
+            access_expires_at: now + expires_in,
+            access_lifetime_secs: 7200,
+            refresh_expires_at: now + 86_400,
+            scope: vec!["contact:user.base:readonly".into(), OFFLINE_ACCESS.into()],
+            open_id: Some("ou_1".into()),
+            name: Some("Zhang Wei".into()),
+        }
+    }
+
+    fn same(a: &UserTokens, b: &UserTokens) {
+        assert_eq!(a.access_token, b.access_token);
+        assert_eq!(a.refresh_token, b.refresh_token);
+        assert_eq!(a.access_expires_at, b.access_expires_at);
+        assert_eq!(a.access_lifetime_secs, b.access_lifetime_secs);
+        assert_eq!(a.refresh_expires_at, b.refresh_expires_at);
+        assert_eq!(a.scope, b.scope);
+        assert_eq!(a.open_id, b.open_id);
+        assert_eq!(a.name, b.name);
+    }
+
+    fn dir(test: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("lark-mcp-user-store-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("temp dir");
+        d
+    }
+
+    fn session(
+        file: &Path,
+        api: &str,
+        keystore: Arc<dyn Keystore>,
+        use_keystore: bool,
+    ) -> UserSession {
+        let app = App {
+            app_id: "cli_test".into(),
+            app_secret: SecretString::from("app-secret".to_string()),
+            accounts: api.into(),
+            api: api.into(),
+        };
+        let oauth = Oauth::new(app).expect("oauth");
+        UserSession::with_keystore(
+            oauth,
+            file.to_path_buf(),
+            ACCOUNT.into(),
+            keystore,
+            use_keystore,
+        )
+    }
+
+    fn file_json(file: &Path) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(file).expect("file")).expect("json")
+    }
+
+    #[test]
+    fn the_keychain_split_leaves_no_token_in_the_file_and_merges_back() {
+        let t = login("u-access-1", Some("ur-refresh-1"), 7200);
+        let (disk, secrets) = OnDisk::split(&t, &SecretStore::Keychain);
+        let on_disk = serde_json::to_string(&disk).expect("json");
+        assert!(
+            !on_disk.contains("u-access-1") && !on_disk.contains("ur-refresh-1"),
+            "{on_disk}"
+        );
+        assert!(on_disk.contains(r#""secrets":"keychain""#), "{on_disk}");
+        assert!(on_disk.contains("Zhang Wei") && on_disk.contains("ou_1"));
+        let entry = serde_json::to_string(&secrets).expect("json");
+        assert!(entry.contains("u-access-1") && entry.contains("ur-refresh-1"));
+        assert!(!entry.contains("ou_1"), "only the secrets: {entry}");
+        // The file alone says the login is usable.
+        assert!(disk.usable(now_secs()));
+        let disk: OnDisk = serde_json::from_str(&on_disk).expect("read back");
+        let secrets: Secrets = serde_json::from_str(&entry).expect("read back");
+        same(&disk.merge(Some(secrets)).expect("merge"), &t);
+    }
+
+    #[test]
+    fn the_file_split_keeps_everything_in_the_file() {
+        let t = login("u-access-2", Some("ur-refresh-2"), 7200);
+        let (disk, _) = OnDisk::split(&t, &SecretStore::File);
+        let on_disk = serde_json::to_string(&disk).expect("json");
+        assert!(on_disk.contains(r#""secrets":"file""#), "{on_disk}");
+        assert!(on_disk.contains("u-access-2") && on_disk.contains("ur-refresh-2"));
+        let disk: OnDisk = serde_json::from_str(&on_disk).expect("read back");
+        assert_eq!(disk.store(), Ok(SecretStore::File));
+        same(&disk.merge(None).expect("merge"), &t);
+    }
+
+    #[test]
+    fn a_keychain_file_without_the_entry_or_with_an_unknown_store_does_not_merge() {
+        let t = login("u-a", None, 7200);
+        let (disk, _) = OnDisk::split(&t, &SecretStore::Keychain);
+        assert!(!disk.usable(now_secs() + 7200), "no refresh token, expired");
+        assert!(disk.merge(None).is_err());
+        let odd: OnDisk = serde_json::from_value(serde_json::json!({
+            "secrets": "vault", "access_token": "u-a",
+            "access_expires_at": 1, "access_lifetime_secs": 1, "refresh_expires_at": 1
+        }))
+        .expect("parses");
+        assert!(odd.merge(None).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_old_file_loads_as_before_without_asking_the_keychain() {
+        let d = dir("old");
+        let file = d.join("default.user.json");
+        let now = now_secs();
+        // Written by the previous version: UserTokens itself, no `secrets`.
+        let old = serde_json::json!({
+            "access_token": "u-old",
+            "refresh_token": "ur-old",
+            "access_expires_at": now + 3600,
+            "access_lifetime_secs": 7200,
+            "refresh_expires_at": now + 86_400,
+            "scope": ["contact:user.base:readonly", "offline_access"],
+            "open_id": "ou_9",
+            "name": "Li Na"
+        });
+        std::fs::write(&file, serde_json::to_vec(&old).expect("json")).expect("write");
+        let s = session(&file, "http://127.0.0.1:9", Arc::new(BrokenKeystore), true);
+        let (t, store) = s.stored().await.expect("reads").expect("a login");
+        assert_eq!(store, SecretStore::File);
+        assert_eq!(t.access_token, "u-old");
+        assert_eq!(t.refresh_token.as_deref(), Some("ur-old"));
+        assert_eq!(t.name.as_deref(), Some("Li Na"));
+        assert_eq!(
+            s.granted_scopes(),
+            Some(vec![
+                "contact:user.base:readonly".to_string(),
+                "offline_access".into()
+            ])
+        );
+        let token = s.access_token().await.expect("fresh, no refresh");
+        assert_eq!(token.expose_secret(), "u-old");
+        // An older file without a refresh token (`null`) loads too.
+        let mut old = old;
+        old["refresh_token"] = serde_json::Value::Null;
+        std::fs::write(&file, serde_json::to_vec(&old).expect("json")).expect("write");
+        let (t, _) = s.stored().await.expect("reads").expect("a login");
+        assert!(t.refresh_token.is_none());
+        // Logging out of a file login does not need the keychain.
+        assert_eq!(s.clear().await, Ok(true));
+        assert!(!file.exists());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[tokio::test]
+    async fn with_a_keychain_the_tokens_go_there_and_logout_deletes_the_entry() {
+        let d = dir("keychain");
+        let file = d.join("default.user.json");
+        let keys = Arc::new(MemKeystore::default());
+        let s = session(&file, "http://127.0.0.1:9", keys.clone(), true);
+        let t = login("u-kc", Some("ur-kc"), 7200);
+        assert_eq!(s.save(&t).await, Ok(SecretStore::Keychain));
+        let text = std::fs::read_to_string(&file).expect("file");
+        assert!(!text.contains("u-kc") && !text.contains("ur-kc"), "{text}");
+        assert_eq!(file_json(&file)["secrets"], "keychain");
+        let entry = keys.entry(ACCOUNT).expect("an entry");
+        assert!(entry.contains("u-kc") && entry.contains("ur-kc"));
+        let (back, store) = s.stored().await.expect("reads").expect("a login");
+        assert_eq!(store, SecretStore::Keychain);
+        same(&back, &t);
+        assert!(s.location(&store).contains("keychain"));
+        assert!(s.granted_scopes().is_some());
+        assert_eq!(
+            s.access_token().await.expect("token").expose_secret(),
+            "u-kc"
+        );
+        // Even with the keychain turned off since, the file says where to look.
+        let off = session(&file, "http://127.0.0.1:9", keys.clone(), false);
+        let (back, _) = off.stored().await.expect("reads").expect("a login");
+        same(&back, &t);
+        assert_eq!(off.clear().await, Ok(true));
+        assert!(!file.exists());
+        assert!(keys.entry(ACCOUNT).is_none(), "the entry is deleted");
+        assert_eq!(off.clear().await, Ok(false));
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[tokio::test]
+    async fn a_missing_entry_asks_for_a_login_and_a_broken_keychain_is_transient() {
+        let d = dir("missing");
+        let file = d.join("default.user.json");
+        let keys = Arc::new(MemKeystore::default());
+        let s = session(&file, "http://127.0.0.1:9", keys.clone(), true);
+        s.save(&login("u-m", Some("ur-m"), 7200))
+            .await
+            .expect("saved");
+        keys.delete(ACCOUNT).expect("deleted");
+        let e = s.access_token().await.expect_err("no tokens");
+        assert!(matches!(e, UserAuthError::LoginNeeded(_)), "{e}");
+        let broken = session(&file, "http://127.0.0.1:9", Arc::new(BrokenKeystore), true);
+        let e = broken.access_token().await.expect_err("no keychain");
+        assert!(matches!(e, UserAuthError::Transient(_)), "{e}");
+        // Logout cannot delete an entry the file points at: it says so, the file is gone.
+        let e = broken.clear().await.expect_err("entry kept");
+        assert!(e.contains(ACCOUNT), "{e}");
+        assert!(!file.exists());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[tokio::test]
+    async fn a_keychain_that_refuses_a_new_login_leaves_it_in_the_file() {
+        let d = dir("refuse");
+        // The first login may come before any profile: the directory is made.
+        let file = d.join("profiles").join("default.user.json");
+        let keys = Arc::new(MemKeystore {
+            refuse_set: true,
+            ..MemKeystore::default()
+        });
+        let s = session(&file, "http://127.0.0.1:9", keys.clone(), true);
+        assert_eq!(
+            s.save(&login("u-f", Some("ur-f"), 7200)).await,
+            Ok(SecretStore::File)
+        );
+        let v = file_json(&file);
+        assert_eq!(v["secrets"], "file");
+        assert_eq!(v["refresh_token"], "ur-f");
+        assert!(keys.entry(ACCOUNT).is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    /// A token endpoint that answers one refresh with `u-new`/`ur-new`; gives back the
+    /// request body it got.
+    async fn token_endpoint() -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let served = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            let body = loop {
+                let n = conn.read(&mut buf).await.expect("read");
+                assert!(n > 0, "request ended early");
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_string();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    continue;
+                };
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break body.to_string();
+                }
+            };
+            let answer = r#"{"code":0,"access_token":"u-new","refresh_token":"ur-new","expires_in":7200,"refresh_token_expires_in":604800,"scope":"contact:user.base:readonly offline_access"}"#;
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            conn.write_all(resp.as_bytes()).await.expect("write");
+            let _ = conn.shutdown().await;
+            body
+        });
+        (base, served)
+    }
+
+    #[tokio::test]
+    async fn a_refresh_the_keychain_will_not_take_goes_into_the_file() {
+        let d = dir("fallback");
+        let file = d.join("default.user.json");
+        let (api, served) = token_endpoint().await;
+        // Logged in with the keychain working; the access token now due.
+        let keys = Arc::new(MemKeystore::default());
+        let s = session(&file, &api, keys.clone(), true);
+        s.save(&login("u-old", Some("ur-old"), 10))
+            .await
+            .expect("saved");
+        // Later the keychain reads but refuses writes.
+        let refusing = Arc::new(MemKeystore {
+            entries: Mutex::new(keys.entries.lock().expect("map").clone()),
+            refuse_set: true,
+        });
+        let s = session(&file, &api, refusing.clone(), true);
+        let token = s.access_token().await.expect("refreshed");
+        assert_eq!(token.expose_secret(), "u-new");
+        let body = served.await.expect("served");
+        assert!(body.contains("refresh_token=ur-old"), "{body}");
+        // The rotated refresh token is in the file, and the file says so.
+        let v = file_json(&file);
+        assert_eq!(v["secrets"], "file");
+        assert_eq!(v["refresh_token"], "ur-new");
+        assert_eq!(v["access_token"], "u-new");
+        assert_eq!(v["name"], "Zhang Wei", "kept from the login");
+        let again = session(&file, &api, refusing.clone(), true);
+        let (t, store) = again.stored().await.expect("reads").expect("a login");
+        assert_eq!(store, SecretStore::File);
+        assert_eq!(t.refresh_token.as_deref(), Some("ur-new"));
+        // The stale entry goes with the logout.
+        assert_eq!(again.clear().await, Ok(true));
+        assert!(refusing.entry(ACCOUNT).is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_with_the_keychain_rotates_the_entry() {
+        let d = dir("rotate");
+        let file = d.join("default.user.json");
+        let (api, served) = token_endpoint().await;
+        let keys = Arc::new(MemKeystore::default());
+        let s = session(&file, &api, keys.clone(), true);
+        s.save(&login("u-old", Some("ur-old"), 10))
+            .await
+            .expect("saved");
+        assert_eq!(
+            s.access_token().await.expect("refreshed").expose_secret(),
+            "u-new"
+        );
+        assert!(
+            served
+                .await
+                .expect("served")
+                .contains("refresh_token=ur-old")
+        );
+        let entry = keys.entry(ACCOUNT).expect("entry");
+        assert!(
+            entry.contains("ur-new") && !entry.contains("ur-old"),
+            "rotated"
+        );
+        let v = file_json(&file);
+        assert_eq!(v["secrets"], "keychain");
+        assert!(v.get("refresh_token").is_none() && v.get("access_token").is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn debug_of_what_holds_tokens_is_redacted() {
+        let t = login("u-secret-a", Some("ur-secret-r"), 7200);
+        for store in [SecretStore::Keychain, SecretStore::File] {
+            let (disk, secrets) = OnDisk::split(&t, &store);
+            let d = format!("{disk:?} {secrets:?} {t:?}");
+            assert!(!d.contains("secret-a") && !d.contains("secret-r"), "{d}");
+        }
     }
 }
