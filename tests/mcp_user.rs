@@ -406,14 +406,16 @@ async fn search_messages_finds_what_you_can_see_with_names() {
     assert_eq!(hr["sender"]["name"], "朱丽", "{found}");
     // Narrowed to another chat, the HR hits are gone.
     let elsewhere = s
-        .ok(
+        .call(
             "search_messages",
             json!({"query": "调薪", "chat_id": "oc_565504f375c752f3e721d59fac70afd9"}),
         )
         .await;
-    assert!(
-        !elsewhere.to_string().contains(HR_CHAT),
-        "filtered by chat: {elsewhere}"
+    assert_eq!(elsewhere.is_error, Some(false));
+    assert_eq!(
+        elsewhere.structured_content,
+        Some(json!({"messages": []})),
+        "filtered by chat"
     );
     // Files only: the spreadsheet, not the text.
     let files = s
