@@ -500,25 +500,38 @@ pub fn snapshot(def: &ToolDef) -> Value {
 /// The README's tool table, generated from the catalog.
 pub fn markdown_table() -> String {
     let mut out = String::from(
-        "| tool | toolset | access | scopes (any of) | what it is for |\n|---|---|---|---|---|\n",
+        "| tool | toolset | access | acts as | scopes (any of) | what it is for |\n|---|---|---|---|---|---|\n",
     );
+    let list = |scopes: &[&str]| {
+        scopes
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for d in catalog() {
         let m = &d.meta;
         let access = m.access();
         let scopes = if m.scopes.is_empty() {
             "—".to_string()
         } else {
-            m.scopes
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            list(m.scopes)
+        };
+        let acts_as = match m.identity {
+            Identity::Bot => "bot".to_string(),
+            Identity::User => "you".to_string(),
+            Identity::Either { user_scopes, speaks } => format!(
+                "you{}, with {}; else bot",
+                if speaks { " (--allow-send-as-user)" } else { "" },
+                list(user_scopes)
+            ),
         };
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} | {} |\n",
             m.name,
             m.toolset.as_str(),
             access,
+            acts_as,
             scopes,
             m.description.replace('|', "\\|")
         ));
