@@ -185,6 +185,17 @@ pub struct PolicyArgs {
     /// they always send as the bot).
     #[arg(long, env = "LARK_MCP_ALLOW_SEND_AS_USER")]
     pub allow_send_as_user: bool,
+    /// Seconds before the people-and-chats index behind find_people / find_chats is
+    /// rebuilt in the background.
+    #[arg(long, env = "LARK_MCP_DIRECTORY_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub directory_ttl: u64,
+    /// Keep that index in the cache directory (0600) so the next start is warm.
+    #[arg(long, env = "LARK_MCP_DIRECTORY_CACHE")]
+    pub directory_cache: bool,
+    /// Milliseconds a find call waits for the index's first build before answering with
+    /// what is indexed so far.
+    #[arg(long, env = "LARK_MCP_DIRECTORY_WAIT_MS", default_value_t = 3000)]
+    pub directory_wait_ms: u64,
     /// Seconds between re-reads of the granted scopes.
     #[arg(long, env = "LARK_MCP_SCOPE_REFRESH_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub scope_refresh_secs: u64,

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod directory;
 pub mod lark;
 pub mod mentions;
 pub mod profile;

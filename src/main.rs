@@ -89,7 +89,15 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
         Ok(session) => client.set_user_session(Arc::new(session)),
         Err(e) => tracing::debug!("no user login possible: {e}"),
     }
-    let shared = Arc::new(Shared::new(client, rules, policy.scope_check));
+    let directory = lark_mcp_server::directory::DirectoryConfig {
+        ttl: Duration::from_secs(policy.directory_ttl),
+        persist: policy.directory_cache,
+        ..Default::default()
+    };
+    let shared = Arc::new(
+        Shared::new(client, rules, policy.scope_check)
+            .with_directory(directory, Duration::from_millis(policy.directory_wait_ms)),
+    );
     shared.set_identity_mode(policy.identity, policy.allow_send_as_user);
     (shared, sandbox)
 }

@@ -95,7 +95,10 @@ async fn concurrent_initializes_open_exactly_the_cap() {
     let mut winner = srv.mcp();
     winner.session = opened.pop();
     winner.protocol = Some(LATEST.into());
-    assert_eq!(winner.tool_names(json!({})).await.len(), 35);
+    assert_eq!(
+        winner.tool_names(json!({})).await.len(),
+        common::mcp::default_tools().len()
+    );
     assert_eq!(winner.close().await, 200);
     let mut next = srv.mcp();
     assert_eq!(next.connect(LATEST).await["protocolVersion"], LATEST);
@@ -219,7 +222,10 @@ async fn requests_outside_sessions_do_not_count() {
         json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": meta}});
     let reply = stateless.send(stateless.post(&body)).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.result(3)["tools"].as_array().map(Vec::len), Some(35));
+    assert_eq!(
+        reply.result(3)["tools"].as_array().map(Vec::len),
+        Some(common::mcp::default_tools().len())
+    );
 
     let (_, reply) = srv.mcp().rpc("tools/list", json!({})).await;
     assert!(
@@ -228,7 +234,10 @@ async fn requests_outside_sessions_do_not_count() {
         reply.status,
         reply.text
     );
-    assert_eq!(c.tool_names(json!({})).await.len(), 35);
+    assert_eq!(
+        c.tool_names(json!({})).await.len(),
+        common::mcp::default_tools().len()
+    );
 }
 
 // ---- Host and Origin ------------------------------------------------------------------------

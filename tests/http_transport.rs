@@ -85,14 +85,14 @@ async fn initialize_2024_11_05_is_answered_in_kind() {
 }
 
 #[tokio::test]
-async fn tools_list_has_the_35_default_tools() {
+async fn tools_list_has_the_default_tools() {
     let sbx = Sbx::start().await;
     let srv = start(&sbx, &[]).await;
     let mut c = srv.mcp();
     c.connect(LATEST).await;
     let list = c.ok("tools/list", json!({})).await;
     let got = names(&list);
-    assert_eq!(got.len(), 35, "{got:?}");
+    assert_eq!(got.len(), default_tools().len(), "{got:?}");
     assert_eq!(sorted(got), default_tools());
     for t in list["tools"].as_array().unwrap() {
         assert_eq!(t["inputSchema"]["type"], "object", "{}", t["name"]);
@@ -427,7 +427,10 @@ async fn bearer_token_guards_mcp() {
     c.token = Some(TOKEN.into());
     let result = c.connect(LATEST).await;
     assert_eq!(result["protocolVersion"], LATEST);
-    assert_eq!(c.tool_names(json!({})).await.len(), 35);
+    assert_eq!(
+        c.tool_names(json!({})).await.len(),
+        common::mcp::default_tools().len()
+    );
     // Every request needs it, not only the first.
     c.token = None;
     let (_, reply) = c.rpc("tools/list", json!({})).await;
@@ -755,7 +758,10 @@ async fn session_cap_answers_503() {
     let r = srv.http.get(srv.url("/sse")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 503, "a legacy session counts too");
     // Open sessions keep working.
-    assert_eq!(a.tool_names(json!({})).await.len(), 35);
+    assert_eq!(
+        a.tool_names(json!({})).await.len(),
+        common::mcp::default_tools().len()
+    );
     // Closing one frees a slot.
     assert_eq!(a.close().await, 200);
     let mut c = srv.mcp();

@@ -774,3 +774,325 @@ async fn ids_reach_lark_as_one_path_segment_and_dot_segments_are_refused() {
         "{text}"
     );
 }
+
+// ---- find_people / find_chats: the directory index ------------------------------------
+
+const FINANCE: &str = "od-5735fda5d66b118707b179b4a0f4c14b";
+const LEGAL: &str = "od-8f81d8ccf7a51e63bafeba49d2844e2a";
+/// In finance (in the contact range).
+const SHEN_GUOHUA: &str = "ou_708f6fccfb39a551e69a231c65cc5a8b";
+/// In legal, which is outside the range; 白雪 there is granted one by one.
+const XUE_MING: &str = "ou_d0746ea879393f08fe81a80ed7f4cfd3";
+const BAI_XUE: &str = "ou_1fdec493aac318f451a02ea6b93b3866";
+const MA_CHAO_RESIGNED: &str = "ou_957ee86af1500fa92629b72bb82ac4f0";
+
+#[tokio::test]
+async fn someone_who_resigns_is_found_only_when_asked() {
+    let sbx = Sbx::start().await;
+    let s = McpServer::start(&sbx, &["--directory-ttl", "1"]).await;
+    assert_eq!(
+        found(&s, "shen guohua").await.first().map(String::as_str),
+        Some(SHEN_GUOHUA)
+    );
+    sbx.state().set_user_status(
+        SHEN_GUOHUA,
+        lark_mcp_server::sandbox::seed::UserStatusSeed::Resigned,
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !found(&s, "shen guohua").await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still listed as active"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let asked = s
+        .ok(
+            "find_people",
+            json!({"query": "shen guohua", "include_resigned": true}),
+        )
+        .await;
+    assert_eq!(asked["people"][0]["open_id"], SHEN_GUOHUA, "{asked}");
+    assert_eq!(asked["people"][0]["status"], "resigned", "{asked}");
+}
+
+async fn found(s: &McpServer, query: &str) -> Vec<String> {
+    let r = s.call("find_people", json!({ "query": query })).await;
+    let v = r.structured_content.clone().unwrap_or_default();
+    assert_eq!(r.is_error, Some(false), "{query}: {v}");
+    ids(&v, "people")
+}
+
+fn people_listings(sbx: &Sbx) -> Vec<String> {
+    sbx.state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint == "find_users_by_department")
+        .map(|r| r.query)
+        .collect()
+}
+
+#[tokio::test]
+async fn find_people_knows_zhang_wei_however_it_is_written() {
+    let (sbx, s) = setup().await;
+    for q in [
+        "zhang wei",
+        "张伟",
+        "Wei Zhang",
+        "zw",
+        "zhangw",
+        "zhang.wei",
+        "zhangwie",
+        "zhanf wei",
+        "ＺＨＡＮＧ　ＷＥＩ",
+        "Zhāng Wěi",
+    ] {
+        let got = found(&s, q).await;
+        assert_eq!(
+            got.first().map(String::as_str),
+            Some(ZHANG_WEI),
+            "{q}: {got:?}"
+        );
+    }
+    let one = s
+        .ok("find_people", json!({"query": "zhang wei", "limit": 1}))
+        .await;
+    let p = &one["people"][0];
+    assert_eq!(p["name"], "张伟");
+    assert_eq!(
+        p["departments"][0], "研发中心 / 机器人平台部 / 感知组",
+        "{one}"
+    );
+    assert!(
+        p["matched"].as_str().is_some_and(|m| !m.is_empty()),
+        "{one}"
+    );
+    // Built once: the second and later calls asked Lark nothing more.
+    let listings = people_listings(&sbx).len();
+    found(&s, "li na").await;
+    assert_eq!(people_listings(&sbx).len(), listings);
+    // Out of range: legal is never listed, and its people never found; 白雪 is granted
+    // alone and found.
+    assert!(
+        !people_listings(&sbx).iter().any(|q| q.contains(LEGAL)),
+        "{:?}",
+        people_listings(&sbx)
+    );
+    assert!(found(&s, "薛明").await.is_empty());
+    assert_eq!(
+        found(&s, "白雪").await.first().map(String::as_str),
+        Some(BAI_XUE)
+    );
+    // Lark lists no one who has left: 马超 resigned before the index was built.
+    let gone = s
+        .call(
+            "find_people",
+            json!({"query": "ma chao", "include_resigned": true}),
+        )
+        .await;
+    assert!(!format!("{:?}", gone.structured_content).contains(MA_CHAO_RESIGNED));
+    let text = s.err("find_people", json!({"query": " "})).await;
+    assert!(text.contains("query"), "{text}");
+}
+
+#[tokio::test]
+async fn namesakes_are_all_listed_and_told_apart() {
+    let mut seed = serde_json::to_value(seed()).expect("seed");
+    let users = seed["users"].as_array_mut().expect("users");
+    let mut twin = users
+        .iter()
+        .find(|u| u["open_id"] == ZHANG_WEI)
+        .cloned()
+        .expect("张伟");
+    twin["open_id"] = json!("ou_0000000000000000000000000000ab12");
+    twin["union_id"] = json!("on_0000000000000000000000000000ab12");
+    twin["user_id"] = json!("u00ab12");
+    twin["email"] = json!("zhang.wei2@northwind.example");
+    twin["enterprise_email"] = json!(null);
+    twin["mobile"] = json!("+8613900000000");
+    twin["employee_no"] = json!("NW09999");
+    twin["job_title"] = json!("销售经理 Sales Manager");
+    twin["departments"] = json!(["od-2cc64c247f24c21284b430b63520ff55"]);
+    users.push(twin);
+    let sbx = Sbx::with_seed(serde_json::from_value(seed).expect("seed")).await;
+    let s = McpServer::start(&sbx, &[]).await;
+    let out = s.ok("find_people", json!({"query": "张伟"})).await;
+    let got = ids(&out, "people");
+    assert!(got.len() >= 2, "{out}");
+    assert!(got[..2].contains(&ZHANG_WEI.to_string()), "{out}");
+    assert!(
+        got[..2].contains(&"ou_0000000000000000000000000000ab12".to_string()),
+        "{out}"
+    );
+    assert_ne!(
+        out["people"][0]["departments"],
+        out["people"][1]["departments"]
+    );
+    let note = out["note"].as_str().unwrap_or_default();
+    assert!(note.contains("2 people are named 张伟"), "{out}");
+}
+
+#[tokio::test]
+async fn a_range_change_or_a_revoked_scope_drops_people_at_the_refresh() {
+    let sbx = Sbx::start().await;
+    let cache = common::config_home("mcp-contact", "directory-drop");
+    let env = [("XDG_CACHE_HOME", cache.to_str().unwrap_or_default())];
+    let s = McpServer::start_env(&sbx, &["--directory-ttl", "1", "--directory-cache"], &env).await;
+    assert_eq!(
+        found(&s, "shen guohua").await.first().map(String::as_str),
+        Some(SHEN_GUOHUA)
+    );
+    // Written just after the index is published.
+    let file = wait_for_cache_file(&cache).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Finance leaves the range: gone after the next refresh.
+    let mut range = seed().contact_range;
+    range.department_ids.retain(|d| d != FINANCE);
+    sbx.state().set_contact_range(range);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !found(&s, "shen guohua").await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still found after refreshes"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!found(&s, "zhang wei").await.is_empty(), "the rest stays");
+    // The app loses the contact scopes: nothing is served, not even from the cache.
+    sbx.state().set_scopes(
+        &[],
+        &tools::find("find_people")
+            .expect("find_people")
+            .meta
+            .scopes
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = s.call("find_people", json!({"query": "zhang wei"})).await;
+        if r.is_error == Some(true) {
+            let text = common::mcp::text_of(&r);
+            assert!(
+                text.contains("99991672") || text.contains("scope"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still served after the revoke"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!file.exists(), "the cache file is deleted with the index");
+}
+
+async fn wait_for_cache_file(cache: &std::path::Path) -> std::path::PathBuf {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let file = std::fs::read_dir(cache.join("lark-mcp-server"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "json"));
+        if let Some(f) = file {
+            return f;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no cache file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_process_starts_warm_from_the_cache() {
+    let sbx = Sbx::start().await;
+    let cache = common::config_home("mcp-contact", "directory-warm");
+    let env = [("XDG_CACHE_HOME", cache.to_str().unwrap_or_default())];
+    let first = McpServer::start_env(&sbx, &["--directory-cache"], &env).await;
+    assert_eq!(
+        found(&first, "zw").await.first().map(String::as_str),
+        Some(ZHANG_WEI)
+    );
+    drop(first);
+    sbx.state().clear_requests();
+    let second = McpServer::start_env(&sbx, &["--directory-cache"], &env).await;
+    assert_eq!(
+        found(&second, "zw").await.first().map(String::as_str),
+        Some(ZHANG_WEI)
+    );
+    assert!(
+        people_listings(&sbx).is_empty(),
+        "no walk: {:?}",
+        people_listings(&sbx)
+    );
+}
+
+#[tokio::test]
+async fn a_slow_first_build_answers_with_what_is_indexed_and_says_so() {
+    let sbx = Sbx::start().await;
+    sbx.state().add_fault(
+        FaultRule::new(FaultAction::Latency { ms: 400 })
+            .path("/open-apis/contact/v3/users/find_by_department"),
+    );
+    let s = McpServer::start(&sbx, &["--directory-wait-ms", "300"]).await;
+    let first = s
+        .call("find_people", json!({"query": "zhang wei"}))
+        .await
+        .structured_content
+        .unwrap_or_default();
+    let note = first["note"].as_str().unwrap_or_default();
+    assert!(note.contains("still being indexed"), "{first}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let later = s
+            .call("find_people", json!({"query": "zhang wei"}))
+            .await
+            .structured_content
+            .unwrap_or_default();
+        if later.get("note").is_none() {
+            assert_eq!(ids(&later, "people")[0], ZHANG_WEI);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{later}");
+    }
+}
+
+#[tokio::test]
+async fn find_chats_by_a_word_of_the_name() {
+    let (_sbx, s) = setup().await;
+    let first = |v: &Value| {
+        v["chats"][0]["chat_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let weekly = s.ok("find_chats", json!({"query": "weekly"})).await;
+    assert_eq!(
+        first(&weekly),
+        "oc_05c408dcf199665ae65851dd6b0f4cf4",
+        "{weekly}"
+    );
+    assert!(
+        weekly["chats"][0]["members"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{weekly}"
+    );
+    assert_eq!(weekly["chats"][0]["bot_is_member"], true);
+    let zh = s.ok("find_chats", json!({"query": "周会"})).await;
+    assert_eq!(first(&zh), "oc_05c408dcf199665ae65851dd6b0f4cf4", "{zh}");
+    let pinyin = s.ok("find_chats", json!({"query": "xianliao"})).await;
+    assert_eq!(
+        first(&pinyin),
+        "oc_a471517295a593ba928002be6ed44c50",
+        "{pinyin}"
+    );
+}

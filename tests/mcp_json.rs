@@ -81,6 +81,7 @@ async fn mcp_json_exposes_exactly_the_tools_it_allows() {
         .filter_map(|t| t["name"].as_str())
         .collect();
     let want: BTreeSet<&str> = [
+        "find_people",
         "get_app_status",
         "get_contact_scope",
         "get_department",

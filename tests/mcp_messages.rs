@@ -1562,12 +1562,13 @@ async fn a_burst_of_30_sends_to_one_chat_is_paced_and_all_arrive() {
 // ---- annotations and read-only ------------------------------------------------------------------
 
 /// (tool, readOnlyHint, destructiveHint, idempotentHint) for every messages and chats tool.
-const HINTS: [(&str, bool, bool, bool); 27] = [
+const HINTS: [(&str, bool, bool, bool); 28] = [
     ("add_chat_members", false, false, true),
     ("add_reaction", false, false, false),
     ("create_chat", false, false, false),
     ("dissolve_chat", false, true, true),
     ("download_resource", false, false, true),
+    ("find_chats", true, false, true),
     ("edit_message", false, false, true),
     ("forward_message", false, false, false),
     ("get_chat", true, false, true),

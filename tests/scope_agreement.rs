@@ -33,6 +33,17 @@ const NEEDS: &[(&str, &[&str])] = &[
     ("list_user_groups", &["list_user_groups"]),
     ("list_user_group_members", &["list_user_group_members"]),
     ("get_contact_scope", &["list_contact_scopes"]),
+    // The directory walk behind find_people (src/directory/walk.rs).
+    (
+        "find_people",
+        &[
+            "list_contact_scopes",
+            "batch_get_departments",
+            "list_child_departments",
+            "find_users_by_department",
+            "batch_get_users",
+        ],
+    ),
     // messages
     ("send_message", &["send_message"]),
     ("reply_message", &["reply_message"]),
@@ -55,6 +66,7 @@ const NEEDS: &[(&str, &[&str])] = &[
     // chats
     ("list_chats", &["list_chats"]),
     ("search_chats", &["search_chats"]),
+    ("find_chats", &["list_chats", "get_chat"]),
     ("get_chat", &["get_chat", "is_in_chat"]),
     ("create_chat", &["create_chat"]),
     ("update_chat", &["update_chat"]),

@@ -155,6 +155,20 @@ impl SandboxState {
         lock(&self.world).set_scopes(grant, revoke);
     }
 
+    /// Changes what the app may see of the directory, as an admin editing the app's
+    /// contact range would.
+    pub fn set_contact_range(&self, range: seed::ContactRangeSeed) {
+        lock(&self.world).range = range;
+    }
+
+    /// A person resigns, joins or is frozen, as an admin would record it.
+    pub fn set_user_status(&self, open_id: &str, status: seed::UserStatusSeed) {
+        let mut world = lock(&self.world);
+        if let Some(u) = world.users.iter_mut().find(|u| u.open_id == open_id) {
+            u.status = status;
+        }
+    }
+
     pub fn messages(&self, chat_id: Option<&str>) -> Vec<Message> {
         lock(&self.world)
             .messages

@@ -51,6 +51,10 @@ pub struct Shared {
     scope_refresh_ms: std::sync::atomic::AtomicU64,
     /// The bot's chats, cached briefly for argument completion.
     pub chat_directory: ChatDirectory,
+    /// People and chats by name (`find_people`, `find_chats`), built on first use.
+    pub directory: std::sync::Arc<crate::directory::Directory>,
+    /// How long a find call waits for the directory's first build.
+    pub directory_wait: Duration,
     /// Tool calls running now, for a graceful shutdown.
     in_flight: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
@@ -94,9 +98,24 @@ impl Shared {
             send_as_user: std::sync::OnceLock::new(),
             scope_refresh_ms: std::sync::atomic::AtomicU64::new(0),
             chat_directory: ChatDirectory::default(),
+            directory: std::sync::Arc::new(crate::directory::Directory::new(
+                crate::directory::DirectoryConfig::default(),
+            )),
+            directory_wait: Duration::from_secs(3),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The directory's settings (`--directory-*`), before the server starts.
+    pub fn with_directory(
+        mut self,
+        config: crate::directory::DirectoryConfig,
+        wait: Duration,
+    ) -> Shared {
+        self.directory = std::sync::Arc::new(crate::directory::Directory::new(config));
+        self.directory_wait = wait;
+        self
     }
 
     pub fn set_scope_refresh_every(&self, every: Duration) {

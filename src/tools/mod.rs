@@ -459,6 +459,7 @@ static CATALOG: LazyLock<Vec<ToolDef>> = LazyLock::new(|| {
         messages::tools(),
         files::tools(),
         chats::tools(),
+        toolsets::find::tools(),
         meta::tools(),
     ]
     .into_iter()
@@ -520,9 +521,16 @@ pub fn markdown_table() -> String {
         let acts_as = match m.identity {
             Identity::Bot => "bot".to_string(),
             Identity::User => "you".to_string(),
-            Identity::Either { user_scopes, speaks } => format!(
+            Identity::Either {
+                user_scopes,
+                speaks,
+            } => format!(
                 "you{}, with {}; else bot",
-                if speaks { " (--allow-send-as-user)" } else { "" },
+                if speaks {
+                    " (--allow-send-as-user)"
+                } else {
+                    ""
+                },
                 list(user_scopes)
             ),
         };

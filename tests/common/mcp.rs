@@ -22,7 +22,8 @@ use super::{APP_ID, APP_SECRET, Sbx};
 pub const BIN: &str = env!("CARGO_BIN_EXE_lark-mcp-server");
 
 /// The `contact` and `meta` toolsets (`--toolsets contact,meta`), sorted by name.
-pub const CONTACT_META_TOOLS: [&str; 11] = [
+pub const CONTACT_META_TOOLS: [&str; 12] = [
+    "find_people",
     "get_app_status",
     "get_contact_scope",
     "get_department",

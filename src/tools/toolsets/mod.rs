@@ -2,5 +2,6 @@
 
 pub mod chats;
 pub mod contact;
+pub mod find;
 pub mod messages;
 pub mod meta;
