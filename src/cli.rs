@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the built-in Lark Open Platform emulator on 127.0.0.1.
     Sandbox(SandboxArgs),
+    /// Print a generated large org (JSON) to serve with `sandbox --seed FILE`.
+    SandboxSeed(SandboxSeedArgs),
     /// Serve MCP over stdio (the default transport).
     Serve(ServeArgs),
     /// List the tools this configuration exposes, with their context size.
@@ -232,6 +234,20 @@ pub struct SandboxArgs {
     /// Sandbox options as a JSON object, e.g. '{"token_ttl_secs":60}'.
     #[arg(long, value_parser = parse_options)]
     pub options: Option<crate::sandbox::Options>,
+}
+
+/// `sandbox-seed`: the size of the generated org.
+#[derive(Debug, clap::Args)]
+pub struct SandboxSeedArgs {
+    /// People in the org.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub people: u64,
+    /// Departments, divisions included.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub departments: u64,
+    /// Seed of the generator: the same numbers always print the same org.
+    #[arg(long, default_value_t = 1)]
+    pub rng_seed: u64,
 }
 
 #[derive(Debug, clap::Args)]

@@ -188,6 +188,10 @@ async fn main() {
                 _ = stdio::shutdown_signal() => {}
             }
         }
+        Command::SandboxSeed(args) => match commands::sandbox_seed::render(&args) {
+            Ok(text) => emit(&text),
+            Err(e) => fail(2, &e),
+        },
         Command::Serve(args) => {
             let http = args.http.http.then(|| args.http.options());
             if let Some(Err(e)) = http.as_ref().map(|h| h.check()) {

@@ -15,6 +15,7 @@ pub mod check;
 pub mod init;
 pub mod install_client;
 pub mod login;
+pub mod sandbox_seed;
 pub mod tool_table;
 
 /// Writes `text` to stdout for a person (never in stdio serve mode). A reader that stops

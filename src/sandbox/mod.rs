@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod registration;
 pub mod scopes;
 pub mod seed;
+pub mod seed_gen;
 pub mod user_auth;
 pub mod world;
 
