@@ -56,7 +56,7 @@ impl KeyKind {
     }
 }
 
-/// One person as the index keeps them: only what is searched or shown.
+/// One person, as Lark describes them and the cache file keeps them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PersonRec {
     pub open_id: String,
@@ -82,6 +82,51 @@ impl PersonRec {
     pub fn active(&self) -> bool {
         self.status == "active"
     }
+}
+
+const STATUSES: [&str; 6] = [
+    "active", "resigned", "frozen", "unjoined", "exited", "inactive",
+];
+/// Between the packed text fields of a person; never in Lark's names or ids.
+const SEP: char = '\u{1f}';
+
+/// A person as the index keeps them: seven text fields in one allocation, the status as
+/// a number and the departments as indexes (10,000 people: under 2 MB).
+#[derive(Debug, Clone)]
+struct Person {
+    packed: Box<str>,
+    status: u8,
+    depts: Box<[u32]>,
+}
+
+impl Person {
+    fn field(&self, i: usize) -> Option<&str> {
+        self.packed.split(SEP).nth(i).filter(|f| !f.is_empty())
+    }
+
+    fn open_id(&self) -> &str {
+        self.packed.split(SEP).next().unwrap_or_default()
+    }
+
+    fn active(&self) -> bool {
+        self.status == 0
+    }
+}
+
+fn pack(p: &PersonRec) -> Box<str> {
+    let clean = |s: &str| s.replace(SEP, " ");
+    let opt = |s: &Option<String>| s.as_deref().map(clean).unwrap_or_default();
+    [
+        clean(&p.open_id),
+        clean(&p.name),
+        opt(&p.en_name),
+        opt(&p.nickname),
+        opt(&p.email),
+        opt(&p.job_title),
+        opt(&p.employee_no),
+    ]
+    .join(&SEP.to_string())
+    .into_boxed_str()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -113,7 +158,7 @@ struct Keys {
     starts: Vec<u32>,
     owner: Vec<u32>,
     kind: Vec<KeyKind>,
-    mask: Vec<u64>,
+    mask: Vec<u32>,
 }
 
 impl Keys {
@@ -129,15 +174,6 @@ impl Keys {
         self.owner.push(owner);
         self.kind.push(kind);
         self.mask.push(letter_mask(key));
-    }
-
-    fn len(&self) -> usize {
-        self.owner.len()
-    }
-
-    fn get(&self, i: usize) -> &str {
-        let (a, b) = (self.starts[i] as usize, self.starts[i + 1] as usize);
-        &self.text[a..b]
     }
 
     fn shrink(&mut self) {
@@ -162,13 +198,78 @@ pub struct PersonHit {
     pub why: Why,
 }
 
+/// How a key matched; the words are written only for the people shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    Exact(KeyKind),
+    Prefix(KeyKind),
+    Sound,
+    Typos(KeyKind, u8),
+    Words,
+}
+
+/// The best match so far per person, without a map: a score of 0 is none.
+struct Best {
+    score: Vec<u8>,
+    how: Vec<How>,
+    touched: Vec<u32>,
+    /// What `How::Words` means for this query.
+    words: String,
+}
+
+impl Best {
+    fn new(n: usize) -> Best {
+        Best {
+            score: vec![0; n],
+            how: vec![How::Words; n],
+            touched: Vec::new(),
+            words: String::new(),
+        }
+    }
+
+    fn keep(&mut self, owner: u32, score: u8, how: How) {
+        let o = owner as usize;
+        if self.score[o] >= score {
+            return;
+        }
+        if self.score[o] == 0 {
+            self.touched.push(owner);
+        }
+        self.score[o] = score;
+        self.how[o] = how;
+    }
+
+    fn reason(&self, o: usize) -> String {
+        match self.how[o] {
+            How::Exact(k) => k.label().to_string(),
+            How::Prefix(k) => format!("{} starts with it", k.label()),
+            How::Sound => "sounds the same (pinyin)".to_string(),
+            How::Typos(k, 1) => format!("{} is 1 letter off", k.label()),
+            How::Typos(k, d) => format!("{} is {d} letters off", k.label()),
+            How::Words => self.words.clone(),
+        }
+    }
+
+    /// How many people have a match at least this good.
+    fn at_least(&self, score: u8) -> usize {
+        self.touched
+            .iter()
+            .filter(|&&o| self.score[o as usize] >= score)
+            .count()
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Index {
-    pub people: Vec<PersonRec>,
+    people: Vec<Person>,
     pub depts: Vec<DeptRec>,
     pub chats: Vec<ChatRec>,
     dept_at: HashMap<String, u32>,
-    person_at: HashMap<String, u32>,
+    dept_parent: Vec<Option<u32>>,
+    /// open_id → person while building; emptied by [`Self::shrink`] for `sorted`.
+    person_at: HashMap<Box<str>, u32>,
+    /// People by open_id, once built.
+    sorted: Vec<u32>,
     keys: Keys,
     /// Folded department names and English names, per department.
     dept_words: Vec<String>,
@@ -191,23 +292,59 @@ impl Index {
         self.dept_at.insert(d.id.clone(), self.depts.len() as u32);
         self.depts.push(d);
         self.dept_words.push(words);
+        self.link_parents();
+    }
+
+    /// Parents may arrive after their children: links are redone as departments come.
+    fn link_parents(&mut self) {
+        self.dept_parent = self
+            .depts
+            .iter()
+            .map(|d| d.parent.as_ref().and_then(|p| self.dept_at.get(p)).copied())
+            .collect();
+    }
+
+    fn lookup(&mut self) -> &mut HashMap<Box<str>, u32> {
+        if self.person_at.is_empty() && !self.sorted.is_empty() {
+            let people = &self.people;
+            self.person_at = self
+                .sorted
+                .iter()
+                .map(|&i| (people[i as usize].open_id().into(), i))
+                .collect();
+            self.sorted = Vec::new();
+        }
+        &mut self.person_at
     }
 
     /// Adds a person (once; a second sighting adds departments it did not know).
+    /// Departments not indexed (yet) are not kept.
     pub fn add_person(&mut self, p: PersonRec) {
-        if let Some(&at) = self.person_at.get(&p.open_id) {
-            let known = &mut self.people[at as usize].departments;
-            for d in p.departments {
-                if !known.contains(&d) {
-                    known.push(d);
+        let depts: Vec<u32> = p
+            .departments
+            .iter()
+            .filter_map(|d| self.dept_at.get(d).copied())
+            .collect();
+        if let Some(&at) = self.lookup().get(p.open_id.as_str()) {
+            let known = &mut self.people[at as usize].depts;
+            let mut all = known.to_vec();
+            for d in depts {
+                if !all.contains(&d) {
+                    all.push(d);
                 }
             }
+            *known = all.into_boxed_slice();
             return;
         }
         let at = self.people.len() as u32;
         self.index_person(at, &p);
-        self.person_at.insert(p.open_id.clone(), at);
-        self.people.push(p);
+        let status = STATUSES.iter().position(|s| *s == p.status).unwrap_or(5) as u8;
+        self.lookup().insert(p.open_id.as_str().into(), at);
+        self.people.push(Person {
+            packed: pack(&p),
+            status,
+            depts: depts.into_boxed_slice(),
+        });
     }
 
     fn index_person(&mut self, at: u32, p: &PersonRec) {
@@ -253,17 +390,70 @@ impl Index {
         }
     }
 
+    /// Done adding: trims spare capacity and trades the open_id map for a sorted list.
     pub fn shrink(&mut self) {
+        let mut sorted: Vec<u32> = (0..self.people.len() as u32).collect();
+        let people = &self.people;
+        sorted.sort_by(|a, b| {
+            people[*a as usize]
+                .open_id()
+                .cmp(people[*b as usize].open_id())
+        });
+        self.sorted = sorted;
+        self.person_at = HashMap::new();
         self.people.shrink_to_fit();
         self.depts.shrink_to_fit();
         self.chats.shrink_to_fit();
+        self.dept_words.shrink_to_fit();
+        self.dept_parent.shrink_to_fit();
         self.keys.shrink();
     }
 
-    pub fn person(&self, open_id: &str) -> Option<&PersonRec> {
-        self.person_at
-            .get(open_id)
-            .map(|&i| &self.people[i as usize])
+    fn position(&self, open_id: &str) -> Option<usize> {
+        if let Some(&i) = self.person_at.get(open_id) {
+            return Some(i as usize);
+        }
+        self.sorted
+            .binary_search_by(|&i| self.people[i as usize].open_id().cmp(open_id))
+            .ok()
+            .map(|at| self.sorted[at] as usize)
+    }
+
+    /// The person at `i` (as found by [`Self::find_people`]).
+    pub fn person_rec(&self, i: usize) -> PersonRec {
+        let p = &self.people[i];
+        let text = |f: usize| p.field(f).map(String::from);
+        PersonRec {
+            open_id: p.open_id().to_string(),
+            name: text(1).unwrap_or_default(),
+            en_name: text(2),
+            nickname: text(3),
+            email: text(4),
+            job_title: text(5),
+            employee_no: text(6),
+            status: STATUSES
+                .get(p.status as usize)
+                .copied()
+                .unwrap_or("inactive")
+                .to_string(),
+            departments: p
+                .depts
+                .iter()
+                .filter_map(|&d| self.depts.get(d as usize).map(|d| d.id.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn person(&self, open_id: &str) -> Option<PersonRec> {
+        self.position(open_id).map(|i| self.person_rec(i))
+    }
+
+    pub fn open_ids(&self) -> impl Iterator<Item = &str> {
+        self.people.iter().map(Person::open_id)
+    }
+
+    pub fn people_recs(&self) -> Vec<PersonRec> {
+        (0..self.people.len()).map(|i| self.person_rec(i)).collect()
     }
 
     /// `Company / R&D / Platform` for a department id.
@@ -271,12 +461,11 @@ impl Index {
         let mut names = Vec::new();
         let mut at = self.dept_at.get(id).copied();
         while let Some(i) = at {
-            let d = &self.depts[i as usize];
-            names.push(d.name.as_str());
+            names.push(self.depts[i as usize].name.as_str());
             if names.len() > 32 {
                 break; // a cycle in bad data
             }
-            at = d.parent.as_ref().and_then(|p| self.dept_at.get(p)).copied();
+            at = self.dept_parent.get(i as usize).copied().flatten();
         }
         (!names.is_empty()).then(|| {
             names.reverse();
@@ -285,154 +474,191 @@ impl Index {
     }
 
     /// People matching `query`, best first, at most `limit`.
+    ///
+    /// One pass over the keys finds exact, prefix and same-sound matches, and notes the
+    /// keys that could be a typo away and the people whose keys start with each word;
+    /// those weaker matches are settled only while the page is not full of strong ones.
     pub fn find_people(&self, query: &str, limit: usize, include_resigned: bool) -> Vec<PersonHit> {
         let q = joined(query);
-        if q.is_empty() {
+        let qb = q.as_bytes();
+        let Some(&q0) = qb.first() else {
+            return Vec::new();
+        };
+        if limit == 0 {
             return Vec::new();
         }
-        let mut best: HashMap<u32, Why> = HashMap::new();
-        self.whole_query(&q, &mut best);
-        let words = keys::words(query);
-        if words.len() >= 2 {
-            self.every_word(&words, &mut best);
-        }
-        let mut hits: Vec<PersonHit> = best
-            .into_iter()
-            .filter(|(p, _)| include_resigned || self.people[*p as usize].active())
-            .map(|(p, why)| PersonHit {
-                person: p as usize,
-                why,
-            })
-            .collect();
-        hits.sort_by(|a, b| {
-            let (pa, pb) = (&self.people[a.person], &self.people[b.person]);
-            b.why
-                .score
-                .cmp(&a.why.score)
-                .then(pb.active().cmp(&pa.active()))
-                .then(pa.name.cmp(&pb.name))
-                .then(pa.open_id.cmp(&pb.open_id))
-        });
-        hits.truncate(limit);
-        hits
-    }
-
-    /// The whole query against each key: exact, prefix, same sound, one or two typos.
-    fn whole_query(&self, q: &str, best: &mut HashMap<u32, Why>) {
-        let han = keys::has_han(q);
-        let sound = han.then(|| keys::pinyin_joined(q));
+        let n = self.people.len();
+        let han = keys::has_han(&q);
+        let sound = han.then(|| keys::pinyin_joined(&q));
+        let sb = sound.as_deref().map(str::as_bytes).unwrap_or_default();
+        let s0 = sb.first().copied();
         let q_len = q.chars().count();
-        let max_typos = if han || q_len < 4 {
+        let max_typos: u8 = if han || !q.is_ascii() || q_len < 4 {
             0
-        } else if q_len < 8 {
+        } else if q_len < 12 {
             1
         } else {
             2
         };
-        let q_mask = letter_mask(q);
-        let keys = &self.keys;
-        for i in 0..keys.len() {
-            let key = keys.get(i);
-            let kind = keys.kind[i];
-            let found = if key == q {
-                Some((kind.exact(), kind.label().to_string()))
-            } else if q_len >= 2
-                && key.starts_with(q)
-                && let Some(score) = kind.prefix()
-            {
-                Some((score, format!("{} starts with it", kind.label())))
-            } else if kind == KeyKind::Pinyin && sound.as_deref() == Some(key) {
-                Some((85, "sounds the same (pinyin)".to_string()))
-            } else if max_typos > 0 && kind.tolerates_typos() {
-                typo(q, q_len, q_mask, key, keys.mask[i], max_typos).map(|d| {
-                    let letters = if d == 1 { "letter" } else { "letters" };
-                    (
-                        65 - 10 * d,
-                        format!("{} is {d} {letters} off", kind.label()),
-                    )
-                })
-            } else {
-                None
-            };
-            if let Some((score, reason)) = found {
-                keep_best(best, keys.owner[i], score, reason);
-            }
+        let q_mask = letter_mask(&q);
+        let mut words: Vec<String> = keys::words(query);
+        words.truncate(MAX_WORDS);
+        if words.len() < 2 {
+            words.clear();
         }
-    }
-
-    /// Several words (`li platform`): each must match a name key's start or a
-    /// department the person is in (or under), and at least one must match the name.
-    fn every_word(&self, words: &[String], best: &mut HashMap<u32, Why>) {
-        let n = self.people.len();
-        let mut all: Option<Vec<bool>> = None;
-        let mut by_name = vec![false; n];
-        let mut dept_words = Vec::new();
-        for w in words {
-            let w_joined = joined(w);
-            let mut hit = vec![false; n];
-            for i in 0..self.keys.len() {
-                let kind = self.keys.kind[i];
-                if kind != KeyKind::EmployeeNo && self.keys.get(i).starts_with(&w_joined) {
-                    let o = self.keys.owner[i] as usize;
-                    hit[o] = true;
-                    by_name[o] = true;
+        let word_bytes: Vec<Vec<u8>> = words.iter().map(|w| joined(w).into_bytes()).collect();
+        let mut word_hits: Vec<Vec<bool>> = vec![vec![false; n]; word_bytes.len()];
+        let mut near: Vec<(u32, u32, KeyKind)> = Vec::new();
+        let mut best = Best::new(n);
+        for (i, (key, kind, owner, mask)) in self.each_key().enumerate() {
+            let k0 = key[0];
+            if k0 == q0 {
+                if key == qb {
+                    best.keep(owner, kind.exact(), How::Exact(kind));
+                } else if q_len >= 2
+                    && let Some(score) = kind.prefix()
+                    && key.starts_with(qb)
+                {
+                    best.keep(owner, score, How::Prefix(kind));
+                }
+            } else if Some(k0) == s0 && kind == KeyKind::Pinyin && key == sb {
+                best.keep(owner, 85, How::Sound);
+            }
+            if max_typos > 0
+                && key.len().abs_diff(qb.len()) <= max_typos as usize
+                && (q_mask ^ mask).count_ones() <= 2 * max_typos as u32
+                && kind.tolerates_typos()
+                && shares_a_piece(qb, key, max_typos)
+            {
+                near.push((i as u32, owner, kind));
+            }
+            if kind != KeyKind::EmployeeNo {
+                for (w, hits) in word_bytes.iter().zip(word_hits.iter_mut()) {
+                    if w.first() == Some(&k0) && key.starts_with(w) {
+                        hits[owner as usize] = true;
+                    }
                 }
             }
+        }
+        if best.at_least(STRONG) < limit {
+            for (i, owner, kind) in near {
+                if let Some(d) = bounded_distance(qb, self.key_at(i as usize), max_typos) {
+                    best.keep(owner, 65 - 10 * d, How::Typos(kind, d));
+                }
+            }
+            if !words.is_empty() {
+                self.every_word(&words, word_hits, &mut best);
+            }
+        }
+        self.ranked(&best, limit, include_resigned)
+    }
+
+    fn key_at(&self, i: usize) -> &[u8] {
+        let k = &self.keys;
+        &k.text.as_bytes()[k.starts[i] as usize..k.starts[i + 1] as usize]
+    }
+
+    /// Each key with its kind and owner, as bytes (a query and a key are folded the same
+    /// way, so bytes compare as well as characters).
+    fn each_key(&self) -> impl Iterator<Item = (&[u8], KeyKind, u32, u32)> {
+        let k = &self.keys;
+        let bytes = k.text.as_bytes();
+        k.starts
+            .windows(2)
+            .zip(k.kind.iter().zip(k.owner.iter().zip(&k.mask)))
+            .map(move |(w, (&kind, (&owner, &mask)))| {
+                (&bytes[w[0] as usize..w[1] as usize], kind, owner, mask)
+            })
+    }
+
+    /// The page: best score first, then active people, then by open_id (stable).
+    fn ranked(&self, best: &Best, limit: usize, include_resigned: bool) -> Vec<PersonHit> {
+        let mut found: Vec<usize> = best
+            .touched
+            .iter()
+            .map(|&o| o as usize)
+            .filter(|&o| include_resigned || self.people[o].active())
+            .collect();
+        let order = |a: &usize, b: &usize| {
+            let (pa, pb) = (&self.people[*a], &self.people[*b]);
+            best.score[*b]
+                .cmp(&best.score[*a])
+                .then(pb.active().cmp(&pa.active()))
+                .then(pa.open_id().cmp(pb.open_id()))
+        };
+        // Only the page is put in order: a short query can touch thousands.
+        if found.len() > limit {
+            found.select_nth_unstable_by(limit, order);
+            found.truncate(limit);
+        }
+        found.sort_by(order);
+        found
+            .into_iter()
+            .map(|o| PersonHit {
+                person: o,
+                why: Why {
+                    score: best.score[o],
+                    reason: best.reason(o),
+                },
+            })
+            .collect()
+    }
+
+    /// Several words (`li platform`): each must start one of the person's name keys
+    /// (`word_hits`) or name a department they are in or under, and at least one must be
+    /// a name.
+    fn every_word(&self, words: &[String], word_hits: Vec<Vec<bool>>, best: &mut Best) {
+        let n = self.people.len();
+        let mut by_name = vec![false; n];
+        for hits in &word_hits {
+            by_name.iter_mut().zip(hits).for_each(|(b, h)| *b |= *h);
+        }
+        let mut all = vec![true; n];
+        let mut dept_words = Vec::new();
+        for (w, mut hit) in words.iter().zip(word_hits) {
             let depts = self.depts_matching(w);
-            if !depts.is_empty() {
+            if depts.iter().any(|d| *d) {
                 dept_words.push(w.as_str());
                 for (p, person) in self.people.iter().enumerate() {
-                    if !hit[p] && person.departments.iter().any(|d| self.under(d, &depts)) {
+                    if !hit[p] && person.depts.iter().any(|&d| depts[d as usize]) {
                         hit[p] = true;
                     }
                 }
             }
-            all = Some(match all {
-                None => hit,
-                Some(prev) => prev.iter().zip(&hit).map(|(a, b)| *a && *b).collect(),
-            });
+            all.iter_mut().zip(&hit).for_each(|(a, h)| *a &= *h);
         }
-        let Some(all) = all else { return };
-        let reason = if dept_words.is_empty() {
+        best.words = if dept_words.is_empty() {
             "every word starts a name".to_string()
         } else {
             format!("name, and department matching {}", dept_words.join(", "))
         };
         for (p, ok) in all.iter().enumerate() {
             if *ok && by_name[p] {
-                keep_best(best, p as u32, 55, reason.clone());
+                best.keep(p as u32, 55, How::Words);
             }
         }
     }
 
+    /// Departments whose name contains `word`, or that are under one that does.
     fn depts_matching(&self, word: &str) -> Vec<bool> {
         let w = fold(word);
         if w.chars().count() < 2 {
             return Vec::new();
         }
-        let m: Vec<bool> = self.dept_words.iter().map(|d| d.contains(&w)).collect();
-        if m.iter().any(|x| *x) { m } else { Vec::new() }
-    }
-
-    /// Whether department `id` is one of `matching` or below one.
-    fn under(&self, id: &str, matching: &[bool]) -> bool {
-        let mut at = self.dept_at.get(id).copied();
-        let mut steps = 0;
-        while let Some(i) = at {
-            if matching[i as usize] {
-                return true;
-            }
-            steps += 1;
-            if steps > 32 {
-                return false;
-            }
-            at = self.depts[i as usize]
-                .parent
-                .as_ref()
-                .and_then(|p| self.dept_at.get(p))
-                .copied();
-        }
-        false
+        let direct: Vec<bool> = self.dept_words.iter().map(|d| d.contains(&w)).collect();
+        (0..self.depts.len())
+            .map(|i| {
+                let mut at = Some(i as u32);
+                for _ in 0..32 {
+                    let Some(d) = at else { break };
+                    if direct[d as usize] {
+                        return true;
+                    }
+                    at = self.dept_parent.get(d as usize).copied().flatten();
+                }
+                false
+            })
+            .collect()
     }
 
     /// Chats whose name (or description) matches `query`, best first.
@@ -464,6 +690,13 @@ impl Index {
     }
 }
 
+/// Words of a query looked at for word-by-word matches (`li platform`).
+const MAX_WORDS: usize = 4;
+
+/// The lowest score of an exact or prefix match: a page full of those needs no fuzzier
+/// search.
+const STRONG: u8 = 70;
+
 fn push_both_orders(k: &mut Keys, at: u32, kind: KeyKind, text: &str, joined_text: &str) {
     let mut w = keys::words(text);
     if w.len() >= 2 {
@@ -475,24 +708,62 @@ fn push_both_orders(k: &mut Keys, at: u32, kind: KeyKind, text: &str, joined_tex
     }
 }
 
-fn keep_best(best: &mut HashMap<u32, Why>, owner: u32, score: u8, reason: String) {
-    match best.get(&owner) {
-        Some(w) if w.score >= score => {}
-        _ => {
-            best.insert(owner, Why { score, reason });
+/// Whether `key` could be within `k` edits of `q`: cut `q` into 2k + 1 pieces; an edit
+/// (a swap of neighbours included) breaks at most two, so one piece is intact in `key`,
+/// shifted by at most `k`. Rules out nearly every key before an edit distance.
+fn shares_a_piece(q: &[u8], key: &[u8], k: u8) -> bool {
+    let k = k as usize;
+    let pieces = 2 * k + 1;
+    let n = q.len();
+    (0..pieces).any(|p| {
+        let (a, b) = (p * n / pieces, (p + 1) * n / pieces);
+        if a == b {
+            return true;
         }
-    }
+        let piece = &q[a..b];
+        (a.saturating_sub(k)..=a + k).any(|s| key.get(s..s + piece.len()) == Some(piece))
+    })
 }
 
-/// The edit distance between `q` and `key` when it is at most `max` (transpositions count
-/// one), ruled out cheaply first by length and letters.
-fn typo(q: &str, q_len: usize, q_mask: u64, key: &str, key_mask: u64, max: u8) -> Option<u8> {
-    let k_len = key.chars().count();
-    if k_len.abs_diff(q_len) > max as usize || (q_mask ^ key_mask).count_ones() > 2 * max as u32 {
+/// The optimal-string-alignment distance between `a` and `b` (a swap of neighbours is one
+/// edit) if it is 1..=`max`, computed in a band without allocating; None otherwise.
+fn bounded_distance(a: &[u8], b: &[u8], max: u8) -> Option<u8> {
+    const CAP: usize = 64;
+    let (n, m) = (a.len(), b.len());
+    if n >= CAP || m >= CAP || a == b {
         return None;
     }
-    let d = strsim::damerau_levenshtein(q, key);
-    (d >= 1 && d <= max as usize).then_some(d as u8)
+    let max = max as usize;
+    let big = CAP as u8;
+    let mut prev2 = [big; CAP];
+    let mut prev = [big; CAP];
+    let mut cur = [big; CAP];
+    for (j, c) in prev.iter_mut().enumerate().take(m + 1) {
+        *c = j as u8;
+    }
+    for i in 1..=n {
+        cur.fill(big);
+        cur[0] = i as u8;
+        let lo = i.saturating_sub(max).max(1);
+        let hi = (i + max).min(m);
+        let mut row_min = cur[0];
+        for j in lo..=hi {
+            let cost = u8::from(a[i - 1] != b[j - 1]);
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(prev2[j - 2] + 1);
+            }
+            cur[j] = v;
+            row_min = row_min.min(v);
+        }
+        if row_min as usize > max {
+            return None;
+        }
+        prev2 = prev;
+        prev = cur;
+    }
+    let d = prev[m] as usize;
+    (d >= 1 && d <= max).then_some(d as u8)
 }
 
 fn chat_match(c: &ChatRec, q: &str, qj: &str, q_words: &[String]) -> Option<Why> {
@@ -536,10 +807,10 @@ fn chat_match(c: &ChatRec, q: &str, qj: &str, q_words: &[String]) -> Option<Why>
     {
         return why(40, "description");
     }
-    if qj.chars().count() >= 5 {
+    if qj.len() >= 5 && qj.is_ascii() {
         let close = words
             .iter()
-            .any(|w| strsim::damerau_levenshtein(w, qj) == 1);
+            .any(|w| bounded_distance(w.as_bytes(), qj.as_bytes(), 1).is_some());
         if close {
             return why(45, "a word of the name is close (1 letter off)");
         }
@@ -599,7 +870,7 @@ mod tests {
     fn ids(ix: &Index, q: &str) -> Vec<String> {
         ix.find_people(q, 10, false)
             .iter()
-            .map(|h| ix.people[h.person].open_id.clone())
+            .map(|h| ix.person_rec(h.person).open_id)
             .collect()
     }
 
@@ -624,6 +895,30 @@ mod tests {
                 top.contains(&"ou_1") && top.contains(&"ou_2"),
                 "{q}: {got:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_piece_filter_never_rules_out_a_real_typo() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..20_000 {
+            let len = rng.usize(4..16);
+            let q: Vec<u8> = (0..len).map(|_| rng.u8(b'a'..=b'z')).collect();
+            let mut key = q.clone();
+            for _ in 0..rng.usize(1..=2) {
+                let i = rng.usize(..key.len() - 1);
+                match rng.u8(..4) {
+                    0 => key[i] = rng.u8(b'a'..=b'z'),
+                    1 => key.insert(i, rng.u8(b'a'..=b'z')),
+                    2 => {
+                        key.remove(i);
+                    }
+                    _ => key.swap(i, i + 1),
+                }
+            }
+            if let Some(d) = bounded_distance(&q, &key, 2) {
+                assert!(shares_a_piece(&q, &key, d), "{:?} {:?}", q, key);
+            }
         }
     }
 

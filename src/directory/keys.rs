@@ -108,14 +108,14 @@ fn initials_of(syllables: &[&str]) -> String {
 
 /// A cheap fingerprint of the letters and digits in a key: two strings one edit apart
 /// differ in at most two bits, so most keys are ruled out before an edit distance.
-pub fn letter_mask(s: &str) -> u64 {
-    s.chars().fold(0u64, |m, c| {
+pub fn letter_mask(s: &str) -> u32 {
+    s.chars().fold(0u32, |m, c| {
         let bit = match c {
             'a'..='z' => c as u32 - 'a' as u32,
-            '0'..='9' => 26 + (c as u32 - '0' as u32),
-            _ => 36 + (c as u32 % 28),
+            '0'..='9' => 26 + (c as u32 - '0' as u32) % 4,
+            _ => 30 + c as u32 % 2,
         };
-        m | (1u64 << bit)
+        m | (1u32 << bit)
     })
 }
 

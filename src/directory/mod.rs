@@ -369,10 +369,9 @@ impl Directory {
     /// resigned are kept, marked so (for `include_resigned`); anyone else is out of view.
     async fn keep_the_resigned(&self, w: &walk::Walk<'_>, before: &Index, index: &mut Index) {
         let missing: Vec<String> = before
-            .people
-            .iter()
-            .filter(|p| index.person(&p.open_id).is_none())
-            .map(|p| p.open_id.clone())
+            .open_ids()
+            .filter(|id| index.person(id).is_none())
+            .map(String::from)
             .collect();
         for chunk in missing.chunks(50) {
             match w.people(chunk).await {
@@ -456,7 +455,7 @@ impl Directory {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             truncated,
-            people: index.people.clone(),
+            people: index.people_recs(),
             depts: index.depts.clone(),
             chats: index.chats.clone(),
         };

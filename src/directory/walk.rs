@@ -6,11 +6,16 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::index::{ChatRec, DeptRec, PersonRec};
-use crate::lark::{LarkClient, LarkError, Request, api_path};
+use std::time::Duration;
+
+use crate::lark::{ErrorKind, LarkClient, LarkError, Request, api_path};
 use crate::tools::output::status_word;
 
 /// A walk never reads more pages of one list than this (50 000 items at 50 a page).
 const MAX_PAGES: usize = 1000;
+/// A background walk has no caller waiting on each call: a page Lark refuses for its rate
+/// limit (after the client's own retries) is asked again after the reset, this often.
+const RATE_LIMIT_ROUNDS: usize = 30;
 
 pub struct Walk<'a> {
     pub client: &'a LarkClient,
@@ -41,6 +46,27 @@ fn s(v: &Value, key: &str) -> Option<String> {
 }
 
 impl Walk<'_> {
+    /// One call, asked again after each rate-limit reset while the walk's patience lasts.
+    async fn patient(&self, req: Request) -> Result<Value, LarkError> {
+        let mut rounds = 0;
+        loop {
+            match self.client.call(req.clone(), self.cancel).await {
+                Ok(r) => return Ok(r.into_data()),
+                Err(e) if e.kind == ErrorKind::RateLimited && rounds < RATE_LIMIT_ROUNDS => {
+                    rounds += 1;
+                    let reset = e.retry_after.unwrap_or(Duration::from_secs(1));
+                    let wait = reset.min(Duration::from_secs(60))
+                        + Duration::from_millis(fastrand::u64(0..500));
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return Err(e),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Every page of a list, in order.
     async fn all(
         &self,
@@ -55,7 +81,7 @@ impl Walk<'_> {
                 .clone()
                 .query("page_size", page_size.to_string())
                 .query_opt("page_token", token.take());
-            let data = self.client.call(req, self.cancel).await?.into_data();
+            let data = self.patient(req).await?;
             if let Some(a) = data.get(items).and_then(Value::as_array) {
                 out.extend(a.iter().cloned());
             }
@@ -79,7 +105,7 @@ impl Walk<'_> {
             .query("department_id_type", "open_department_id")
             .query("page_size", "100")
             .query_opt("page_token", token.take());
-            let data = self.client.call(req, self.cancel).await?.into_data();
+            let data = self.patient(req).await?;
             range.departments.extend(strings(&data, "department_ids"));
             range.users.extend(strings(&data, "user_ids"));
             token = s(&data, "page_token").filter(|_| data["has_more"].as_bool() == Some(true));
@@ -118,7 +144,7 @@ impl Walk<'_> {
             for id in chunk {
                 req = req.query("department_ids", id.clone());
             }
-            let data = self.client.call(req, self.cancel).await?.into_data();
+            let data = self.patient(req).await?;
             if let Some(items) = data.get("items").and_then(Value::as_array) {
                 out.extend(items.iter().filter_map(dept));
             }
@@ -153,7 +179,7 @@ impl Walk<'_> {
             for id in chunk {
                 req = req.query("user_ids", id.clone());
             }
-            let data = self.client.call(req, self.cancel).await?.into_data();
+            let data = self.patient(req).await?;
             if let Some(items) = data.get("items").and_then(Value::as_array) {
                 out.extend(items.iter().filter_map(person));
             }

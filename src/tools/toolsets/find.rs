@@ -182,7 +182,7 @@ async fn find_people(ctx: ToolCtx, a: FindPeopleArgs) -> Result<PeopleOut, ToolE
     let mut found: Vec<FoundPerson> = ix
         .find_people(&a.query, limit as usize, a.include_resigned)
         .into_iter()
-        .map(|h| shown(ix, &ix.people[h.person], h.why.reason))
+        .map(|h| shown(ix, &ix.person_rec(h.person), h.why.reason))
         .collect();
     if found.len() < limit as usize {
         for p in lark_search(&ctx, &a.query, limit).await {
@@ -190,7 +190,7 @@ async fn find_people(ctx: ToolCtx, a: FindPeopleArgs) -> Result<PeopleOut, ToolE
                 break;
             }
             if !found.iter().any(|f| f.open_id == p.open_id) {
-                let known = ix.person(&p.open_id).cloned().unwrap_or(p);
+                let known = ix.person(&p.open_id).unwrap_or(p);
                 if a.include_resigned || known.active() {
                     found.push(shown(ix, &known, "Lark's people search (as you)".into()));
                 }
