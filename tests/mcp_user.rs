@@ -440,3 +440,26 @@ async fn search_messages_finds_what_you_can_see_with_names() {
         .count();
     assert_eq!(searches, 3);
 }
+
+#[tokio::test]
+async fn find_people_adds_larks_people_search_when_you_are_signed_in() {
+    // 薛明 works in legal, outside the app's contact range: the index never sees him.
+    const XUE_MING: &str = "ou_d0746ea879393f08fe81a80ed7f4cfd3";
+    let sbx = Sbx::start().await;
+    let home = home("find_people");
+    let s = server(&sbx, &home).await;
+    let before = s.call("find_people", json!({"query": "薛明"})).await;
+    assert!(!format!("{:?}", before.structured_content).contains(XUE_MING));
+    login(&sbx, &home).await;
+    s.events
+        .wait_for(Duration::from_secs(5), |e| e.tool_list_changed >= 1)
+        .await;
+    let after = s.ok("find_people", json!({"query": "薛明"})).await;
+    assert_eq!(after["people"][0]["open_id"], XUE_MING, "{after}");
+    assert!(
+        after["people"][0]["matched"]
+            .as_str()
+            .is_some_and(|m| m.contains("people search")),
+        "{after}"
+    );
+}
