@@ -56,7 +56,14 @@ fn short_lived() -> Options {
 
 /// `login --no-browser`, confirmed by opening the link as a person would.
 async fn login(sbx: &Sbx, home: &std::path::Path) {
-    let mut child = command(sbx, home, &["login", "--no-browser"])
+    login_with(sbx, home, &[]).await;
+}
+
+/// As [`login`], with more `login` flags.
+async fn login_with(sbx: &Sbx, home: &std::path::Path, extra: &[&str]) {
+    let mut args = vec!["login", "--no-browser"];
+    args.extend_from_slice(extra);
+    let mut child = command(sbx, home, &args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -330,33 +337,7 @@ async fn reads_act_as_you_after_login_where_the_bot_cannot() {
 async fn sending_as_you_needs_allow_send_as_user() {
     let sbx = Sbx::start().await;
     let home = home("send_as_you");
-    let mut child = command(
-        &sbx,
-        &home,
-        &["login", "--no-browser", "--allow-send-as-user"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("login starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = tokio::time::timeout(WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("Link: ") {
-                return url.to_string();
-            }
-        }
-        panic!("no link from login");
-    })
-    .await
-    .expect("the link");
-    reqwest::get(&url).await.expect("the page");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let status = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("ends")
-        .expect("wait");
-    assert!(status.success());
+    login_with(&sbx, &home, &["--allow-send-as-user"]).await;
     let to = "ou_fbff9ad2cc7e0b38887c2a58bd4e1706";
     let sender_of = |id: &str| {
         sbx.state()

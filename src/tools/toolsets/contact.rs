@@ -16,7 +16,7 @@ use crate::tools::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 
 const BATCH_MAX: usize = 50;
 
-const fn read(
+pub(super) const fn read(
     name: &'static str,
     title: &'static str,
     description: &'static str,

@@ -10,43 +10,22 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::contact::read;
 use crate::directory::{Index, PersonRec, Snapshot, searched_person};
 use crate::lark::scope_sets as scopes;
 use crate::lark::{Request, api_path};
-use crate::tools::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
+use crate::tools::{ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 
 const PEOPLE_MAX: u32 = 50;
 const PEOPLE_DEFAULT: u32 = 10;
 const CHATS_MAX: u32 = 20;
 const CHATS_DEFAULT: u32 = 5;
 
-const fn read(
-    name: &'static str,
-    toolset: Toolset,
-    title: &'static str,
-    description: &'static str,
-    scopes: &'static [&'static str],
-) -> ToolMeta {
-    ToolMeta {
-        name,
-        toolset,
-        title,
-        description,
-        scopes,
-        read_only: true,
-        destructive: false,
-        idempotent: true,
-        needs: Needs::Nothing,
-        identity: crate::tools::Identity::Bot,
-    }
-}
-
 pub fn tools() -> Vec<ToolDef> {
     vec![
         ToolDef::new(
             read(
                 "find_people",
-                Toolset::Contact,
                 "Find people by name",
                 "Find people by name in Chinese characters, pinyin (full, initials, any order), English name, email or employee number, tolerating small typos; use it before send_message when you only have a name. Namesakes are all listed with what tells them apart.",
                 // The walk reads the range, departments and people: only this one lets
@@ -56,13 +35,15 @@ pub fn tools() -> Vec<ToolDef> {
             find_people,
         ),
         ToolDef::new(
-            read(
-                "find_chats",
-                Toolset::Chats,
-                "Find chats by name",
-                "Find group chats by a word of their name or description (also pinyin) among the bot's chats and yours; use it before send_message when you only have a chat's name.",
-                scopes::CHAT_READ,
-            ),
+            ToolMeta {
+                toolset: Toolset::Chats,
+                ..read(
+                    "find_chats",
+                    "Find chats by name",
+                    "Find group chats by a word of their name or description (also pinyin) among the bot's chats and yours; use it before send_message when you only have a chat's name.",
+                    scopes::CHAT_READ,
+                )
+            },
             find_chats,
         ),
     ]
@@ -133,6 +114,16 @@ async fn ready(ctx: &ToolCtx) -> Snapshot {
     .await
 }
 
+/// Nothing to search because the directory could not be read: that is the answer.
+fn unreadable(snap: &Snapshot, nothing_indexed: bool) -> Result<(), ToolError> {
+    match &snap.error {
+        Some(e) if nothing_indexed => Err(ToolError::msg(format!(
+            "The directory could not be read: {e}."
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// What the agent should know about the index behind an answer.
 fn freshness(snap: &Snapshot) -> Vec<String> {
     let mut notes = Vec::new();
@@ -172,13 +163,7 @@ async fn find_people(ctx: ToolCtx, a: FindPeopleArgs) -> Result<PeopleOut, ToolE
     }
     let snap = ready(&ctx).await;
     let ix = &snap.index;
-    if ix.people_len() == 0
-        && let Some(e) = &snap.error
-    {
-        return Err(ToolError::msg(format!(
-            "The directory could not be read: {e}."
-        )));
-    }
+    unreadable(&snap, ix.people_len() == 0)?;
     let mut found: Vec<FoundPerson> = ix
         .find_people(&a.query, limit as usize, a.include_resigned)
         .into_iter()
@@ -310,13 +295,7 @@ async fn find_chats(ctx: ToolCtx, a: FindChatsArgs) -> Result<ChatsOut, ToolErro
     }
     let snap = ready(&ctx).await;
     let ix = &snap.index;
-    if ix.chats.is_empty()
-        && let Some(e) = &snap.error
-    {
-        return Err(ToolError::msg(format!(
-            "The directory could not be read: {e}."
-        )));
-    }
+    unreadable(&snap, ix.chats.is_empty())?;
     let hits = ix.find_chats(&a.query, limit as usize);
     let ctx = &ctx;
     let chats = stream::iter(hits)
