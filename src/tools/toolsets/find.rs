@@ -153,10 +153,24 @@ fn freshness(snap: &Snapshot) -> Vec<String> {
     notes
 }
 
-async fn find_people(ctx: ToolCtx, a: FindPeopleArgs) -> Result<PeopleOut, ToolError> {
-    if a.query.trim().is_empty() {
+/// Names are short; a longer query is a mistake, and would cost a scan for nothing.
+const QUERY_MAX_CHARS: usize = 200;
+
+fn check_query(q: &str) -> Result<(), ToolError> {
+    if q.trim().is_empty() {
         return Err(ToolError::invalid("query", "must not be empty"));
     }
+    if q.chars().count() > QUERY_MAX_CHARS {
+        return Err(ToolError::invalid(
+            "query",
+            "must be at most 200 characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn find_people(ctx: ToolCtx, a: FindPeopleArgs) -> Result<PeopleOut, ToolError> {
+    check_query(&a.query)?;
     let limit = a.limit.unwrap_or(PEOPLE_DEFAULT);
     if !(1..=PEOPLE_MAX).contains(&limit) {
         return Err(ToolError::invalid("limit", "must be 1–50"));
@@ -286,9 +300,7 @@ struct ChatsOut {
 }
 
 async fn find_chats(ctx: ToolCtx, a: FindChatsArgs) -> Result<ChatsOut, ToolError> {
-    if a.query.trim().is_empty() {
-        return Err(ToolError::invalid("query", "must not be empty"));
-    }
+    check_query(&a.query)?;
     let limit = a.limit.unwrap_or(CHATS_DEFAULT);
     if !(1..=CHATS_MAX).contains(&limit) {
         return Err(ToolError::invalid("limit", "must be 1–20"));
