@@ -1050,6 +1050,19 @@ async fn a_slow_first_build_answers_with_what_is_indexed_and_says_so() {
         .unwrap_or_default();
     let note = first["note"].as_str().unwrap_or_default();
     assert!(note.contains("still being indexed"), "{first}");
+    // The wait was reported as it went.
+    let seen = s
+        .events
+        .wait_for(Duration::from_secs(2), |e| !e.progress.is_empty())
+        .await;
+    assert!(
+        seen.progress.iter().any(|p| p
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("indexing the directory"))),
+        "{:?}",
+        seen.progress
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let later = s
