@@ -5,6 +5,7 @@ mod config;
 mod error;
 mod pacer;
 mod path;
+pub mod pbbp2;
 pub mod pkce;
 pub mod registration;
 pub mod scope_sets;
