@@ -3,6 +3,7 @@
 mod client;
 mod config;
 mod error;
+pub mod longconn;
 mod pacer;
 mod path;
 pub mod pbbp2;
