@@ -3,6 +3,7 @@
 mod client;
 mod config;
 mod error;
+pub mod inbox;
 pub mod longconn;
 mod pacer;
 mod path;
