@@ -156,11 +156,13 @@ impl Hub {
 
     /// Drops every live connection without a close frame; returns how many.
     pub fn disconnect_all(&self) -> usize {
-        let inner = lock(&self.inner);
-        for c in inner.conns.values() {
+        // Taken out of the routing table at once, so an event published right after this
+        // waits for the next client instead of going to a socket that is about to drop.
+        let conns = std::mem::take(&mut lock(&self.inner).conns);
+        for c in conns.values() {
             let _ = c.tx.send(Out::Abort);
         }
-        inner.conns.len()
+        conns.len()
     }
 
     fn issue_ticket(&self, t: Ticket) -> String {
