@@ -270,6 +270,28 @@ async fn ping_pong_event_ack_and_one_repush() {
 }
 
 #[tokio::test]
+async fn websocket_pings_are_answered() {
+    // Python's `websockets` pings at the protocol level and drops a silent peer.
+    let sbx = Sbx::with_options(options(|_| {})).await;
+    let (mut ws, _) = connect(&sbx).await;
+    ws.send(WsMessage::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("send");
+    let pong = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(WsMessage::Pong(p))) => return p.to_vec(),
+                Some(Ok(_)) => continue,
+                other => panic!("socket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a pong");
+    assert_eq!(pong, b"are you there");
+}
+
+#[tokio::test]
 async fn a_failed_handler_ack_is_repushed() {
     let sbx = Sbx::with_options(options(|_| {})).await;
     let (mut ws, _) = connect(&sbx).await;

@@ -208,6 +208,9 @@ impl Hub {
             while inner.event_order.len() > RECORD_LIMIT {
                 if let Some(old) = inner.event_order.pop_front() {
                     inner.events.remove(&old);
+                    // A forgotten event's late ack has nothing left to settle.
+                    inner.pending.retain(|_, e| *e != old);
+                    inner.queue.retain(|e| *e != old);
                 }
             }
         }
