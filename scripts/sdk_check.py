@@ -4,10 +4,16 @@ Usage: sdk_check.py BASE_URL. Run by scripts/sdk_check.sh, which starts the sand
 Every call must succeed (code 0) and carry a log id; the download must keep its name.
 One-click registration (`lark_oapi.register_app`) must complete against the sandbox's
 accounts endpoints for a Feishu and a Lark tenant, and its credentials must work.
+The long connection (`lark_oapi.ws.Client`) must connect and receive, and ack, an
+`im.message.receive_v1` posted through `/_sandbox/incoming`.
 """
 
 import json
+import os
+import subprocess
 import sys
+import threading
+import time
 import urllib.request
 import uuid
 
@@ -205,6 +211,8 @@ def main(base_url):
     for brand in ("feishu", "lark"):
         check_registration(base_url, brand)
 
+    check_long_connection(base_url)
+
     if failures:
         print(f"sdk: {len(failures)} FAILED")
         return 1
@@ -310,5 +318,124 @@ def check_registration(base_url, brand):
     check(f"{name} contact get user", r, r.success() and r.data.user.open_id == ZHANG_WEI)
 
 
+WS_TEXTS = ["hello over the long connection", "hello again after a reconnect"]
+
+
+def ws_client(base_url):
+    """Child process: `lark_oapi.ws.Client` against the sandbox. Prints each
+    im.message.receive_v1 as one JSON line; after the last expected one, lets the SDK send
+    its ack, then exits. A process, not a thread: `start()` blocks forever on the SDK's
+    module-level event loop."""
+    seen = []
+
+    def on_message(data):
+        m = data.event.message
+        print(json.dumps({
+            "event_id": data.header.event_id,
+            "event_type": data.header.event_type,
+            "chat_id": m.chat_id,
+            "content": m.content,
+            "sender": data.event.sender.sender_id.open_id,
+        }), flush=True)
+        seen.append(data.header.event_id)
+        if len(seen) == len(WS_TEXTS):
+            # The ack goes out after this handler returns; give it a moment.
+            threading.Timer(1.0, os._exit, (0,)).start()
+
+    handler = (
+        lark.EventDispatcherHandler.builder("", "")
+        .register_p2_im_message_receive_v1(on_message)
+        .build()
+    )
+    client = lark.ws.Client(
+        APP_ID, APP_SECRET, event_handler=handler, domain=base_url, log_level=lark.LogLevel.ERROR
+    )
+    client.start()
+
+
+def wait_for(what, cond, seconds=15):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def check_long_connection(base_url):
+    """The SDK's WebSocket client connects (endpoint, handshake, ping/pong), receives a
+    message a user "posts" through the control path and acks it; after the sandbox drops
+    the connection it reconnects by itself and receives the next one."""
+    name = "ws.Client im.message.receive_v1"
+    ws = lambda: control(base_url, "GET", "/ws")  # noqa: E731
+    # Quick reconnects: the SDK waits ReconnectNonce × random() before the first attempt.
+    control(base_url, "PATCH", "/options", {
+        "ws_reconnect_nonce_secs": 1, "ws_reconnect_interval_secs": 1,
+    })
+    before = ws()["stats"]
+    child = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--ws-client", base_url],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    logs = []
+
+    def read():
+        # The SDK logs to stdout too; events are the JSON lines.
+        for line in child.stdout:
+            (lines if line.startswith("{") else logs).append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    problems = []
+
+    def acked(event_id):
+        return any(e["event_id"] == event_id and e["acked"] for e in ws()["events"])
+
+    try:
+        for i, text in enumerate(WS_TEXTS):
+            if i == 0:
+                wait_for("a connection", lambda: ws()["stats"]["live"] > 0)
+            else:
+                # Drop the connection: the event waits in the queue or goes to the new one.
+                control(base_url, "POST", "/ws/disconnect", {})
+            posted = control(base_url, "POST", "/incoming", {
+                "chat_id": ALL_HANDS_CHAT, "sender": ZHANG_WEI, "text": text,
+            })
+            wait_for(f"event {i + 1}", lambda: len(lines) > i)
+            got = json.loads(lines[i])
+            if got.get("event_id") != posted.get("event_id"):
+                problems.append(f"event_id {got.get('event_id')} != {posted.get('event_id')}")
+            if got.get("event_type") != "im.message.receive_v1":
+                problems.append(f"event_type {got.get('event_type')}")
+            if got.get("chat_id") != ALL_HANDS_CHAT or got.get("sender") != ZHANG_WEI:
+                problems.append(f"chat/sender {got}")
+            if json.loads(got.get("content") or "{}").get("text") != text:
+                problems.append(f"content {got.get('content')}")
+            wait_for(f"the ack of event {i + 1}", lambda: acked(posted["event_id"]), 5)
+        stats = ws()["stats"]
+        if stats["connections"] < before["connections"] + 2 or stats["pings"] == 0:
+            problems.append(f"no reconnect or no ping: {stats}")
+    except (TimeoutError, ValueError, KeyError) as e:
+        problems.append(f"{type(e).__name__}: {e}")
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        control(base_url, "PATCH", "/options", {
+            "ws_reconnect_nonce_secs": 30, "ws_reconnect_interval_secs": 120,
+        })
+    if problems:
+        failures.append(name)
+        print(f"sdk {name}: FAILED: {'; '.join(problems)}")
+        print("".join(logs[-20:]), end="")
+    else:
+        print(f"sdk {name} (and a reconnect): ok")
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--ws-client":
+        ws_client(sys.argv[2])
+        sys.exit(0)
     sys.exit(main(sys.argv[1]))

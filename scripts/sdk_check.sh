@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The sandbox through Lark's official Python SDK (lark-oapi, pinned) as the client:
 # contact and im calls, log ids, booleans as True/False, download file names, and
-# one-click registration (register_app) for a Feishu and a Lark tenant.
+# one-click registration (register_app) for a Feishu and a Lark tenant, and the long
+# connection (ws.Client receiving im.message.receive_v1 from /_sandbox/incoming).
 # The venv is cached under target/sdk-venv; reruns only start the sandbox and the check.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -38,6 +38,9 @@ pub fn router(state: Arc<SandboxState>) -> Router {
         .route("/registrations", get(registrations))
         .route("/user_auth", get(user_auth))
         .route("/user_auth/revoke", post(revoke_user_refresh))
+        .route("/incoming", post(super::longconn::incoming))
+        .route("/ws", get(super::longconn::summary))
+        .route("/ws/disconnect", post(super::longconn::disconnect))
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@ pub mod control;
 pub mod endpoint;
 pub mod envelope;
 pub mod faults;
+pub mod longconn;
 pub mod options;
 pub mod pipeline;
 pub mod registration;
@@ -46,6 +47,8 @@ pub struct SandboxState {
     pub recorder: Mutex<Recorder>,
     /// Endpoint → call times within the last second, for `qps_limit_per_endpoint`.
     endpoint_windows: Mutex<HashMap<&'static str, VecDeque<u64>>>,
+    /// The long connection: tickets, live WebSockets, events and their acks.
+    pub longconn: Arc<longconn::Hub>,
     /// `http://HOST:PORT` once [`Sandbox::start`] has bound: the base of the verification URLs.
     base_url: OnceLock<String>,
 }
@@ -63,6 +66,7 @@ impl SandboxState {
             faults: Mutex::new(Vec::new()),
             recorder: Mutex::new(Recorder::default()),
             endpoint_windows: Mutex::new(HashMap::new()),
+            longconn: Arc::new(longconn::Hub::default()),
             base_url: OnceLock::new(),
         }
     }
@@ -222,6 +226,27 @@ impl SandboxState {
         lock(&self.world).user_auth.summary()
     }
 
+    /// Long connection counters: connections, disconnects, pushes, re-pushes, acks.
+    pub fn ws_stats(&self) -> longconn::LongConnStats {
+        self.longconn.stats()
+    }
+
+    /// Events published to the long connection (the last 1000), oldest first.
+    pub fn ws_events(&self) -> Vec<longconn::EventRecord> {
+        self.longconn.events()
+    }
+
+    /// Publishes a schema 2.0 event envelope to one live connection of `app_id` (queued
+    /// when none); returns how many connections got it (0 or 1).
+    pub fn publish_event(&self, app_id: &str, envelope: &serde_json::Value) -> usize {
+        self.longconn.publish(app_id, envelope, &self.options())
+    }
+
+    /// Drops every live long connection without a close frame; returns how many.
+    pub fn ws_disconnect_all(&self) -> usize {
+        self.longconn.disconnect_all()
+    }
+
     /// Every one-click registration begun, oldest first: requested name, scopes, polls, state.
     pub fn registrations(&self) -> Vec<Registration> {
         let mut v: Vec<Registration> = lock(&self.world).registrations.values().cloned().collect();
@@ -282,6 +307,8 @@ impl Drop for Sandbox {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // Upgraded WebSockets outlive the HTTP accept loop: end them with the sandbox.
+        self.state.longconn.disconnect_all();
     }
 }
 
@@ -314,7 +341,9 @@ async fn serve(listener: TcpListener, app: Router, shutdown: oneshot::Receiver<(
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .title_case_headers(true)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                // The long connection's `/ws/v2` is a WebSocket upgrade.
+                .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {
@@ -354,6 +383,7 @@ pub fn router(state: Arc<SandboxState>) -> Router {
     }
     app.merge(registration::router(state.clone()))
         .merge(user_auth::router(state.clone()))
+        .merge(longconn::router(state.clone()))
         .nest("/_sandbox", control::router(state))
         .fallback(unknown_path)
 }

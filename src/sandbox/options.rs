@@ -85,6 +85,25 @@ pub struct Options {
     /// Whether the accounts host offers the device flow at all. [U] How a refusal reads:
     /// here 400 `unauthorized_client`, so clients fall back to the browser (PKCE) login.
     pub user_device_flow_enabled: bool,
+    /// Long connection: `ClientConfig.PingInterval` (seconds) from the endpoint and in every
+    /// pong. The real server's values are [U]; 120/-1/120/30 are the SDKs' own defaults.
+    pub ws_ping_interval_secs: u64,
+    /// `ClientConfig.ReconnectCount` (-1: forever).
+    pub ws_reconnect_count: i64,
+    /// `ClientConfig.ReconnectInterval` (seconds); small values let tests reconnect fast.
+    pub ws_reconnect_interval_secs: u64,
+    /// `ClientConfig.ReconnectNonce` (seconds of random jitter before the first reconnect).
+    pub ws_reconnect_nonce_secs: u64,
+    /// An event whose completing fragment is not acknowledged with code 200 within this
+    /// time is pushed again (Lark: 3 s).
+    pub ws_repush_after_ms: u64,
+    /// How many times an unacknowledged event is pushed again. [U] Lark's schedule.
+    pub ws_repush_count: u32,
+    /// Largest event frame payload; longer events are split into `sum`/`seq` fragments.
+    /// 0: never split.
+    pub ws_fragment_bytes: usize,
+    /// Live connections per app before the handshake answers 514/1000040350 (Lark: 50).
+    pub ws_max_connections: usize,
 }
 
 /// What the browser authorize page does (`user_authorize_outcome`).
@@ -161,6 +180,14 @@ impl Default for Options {
             user_open_id: None,
             user_device_authorization_v2: true,
             user_device_flow_enabled: true,
+            ws_ping_interval_secs: 120,
+            ws_reconnect_count: -1,
+            ws_reconnect_interval_secs: 120,
+            ws_reconnect_nonce_secs: 30,
+            ws_repush_after_ms: 3000,
+            ws_repush_count: 1,
+            ws_fragment_bytes: 0,
+            ws_max_connections: 50,
         }
     }
 }

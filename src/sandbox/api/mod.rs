@@ -5,7 +5,7 @@ mod application;
 mod auth;
 mod chats;
 mod contact;
-mod messages;
+pub(crate) mod messages;
 pub(crate) mod resources;
 
 use std::sync::LazyLock;

@@ -4,7 +4,7 @@
 use super::*;
 
 /// `content` is a JSON string whose object must fit its `msg_type`; returns the mentions.
-pub(super) fn check_content(msg_type: &str, content: &str) -> Result<Vec<String>, ApiError> {
+pub(crate) fn check_content(msg_type: &str, content: &str) -> Result<Vec<String>, ApiError> {
     let limit = match msg_type {
         "text" => TEXT_LIMIT,
         "post" | "interactive" => RICH_LIMIT,

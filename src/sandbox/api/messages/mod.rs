@@ -29,8 +29,10 @@ mod read;
 mod search;
 mod send;
 
+// The long connection's `/_sandbox/incoming` stores a user's message as the API would.
+pub(crate) use content::check_content;
+
 pub use content::read_content;
-use content::*;
 use pins::*;
 use reactions::*;
 use read::*;
@@ -40,7 +42,7 @@ use send::*;
 /// Bot reads of group (not p2p) messages also need this one (else 230027).
 const GROUP_MSG_SCOPE: &str = "im:message.group_msg";
 
-const MSG_TYPES: &[&str] = &[
+pub(crate) const MSG_TYPES: &[&str] = &[
     "text",
     "post",
     "image",
@@ -523,6 +525,7 @@ fn render_message(world: &World, m: &Message, user_type: &str, content: &str) ->
 }
 #[cfg(test)]
 mod tests {
+    use super::content::mentioned_ids;
     use super::*;
 
     #[test]
