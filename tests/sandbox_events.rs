@@ -478,3 +478,156 @@ async fn incoming_checks_chat_sender_and_membership() {
     assert!(r["message_id"].as_str().unwrap().starts_with("om_"));
     assert_eq!(r["delivered_to"], 0);
 }
+
+// ---- the server's own long-connection client (src/lark/longconn.rs) against the sandbox ----
+
+mod client {
+    use std::time::Duration;
+
+    use lark_mcp_server::lark::LarkConfig;
+    use lark_mcp_server::lark::longconn::{LongConn, Received};
+    use serde_json::{Value, json};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::common::{ALL_HANDS_CHAT, APP_ID, APP_SECRET, Sbx, ZHANG_WEI};
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn options(extra: Value) -> lark_mcp_server::sandbox::Options {
+        let mut o = json!({
+            "ws_ping_interval_secs": 1,
+            "ws_reconnect_interval_secs": 1,
+            "ws_reconnect_nonce_secs": 0,
+        });
+        if let (Some(o), Some(e)) = (o.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        serde_json::from_value(o).expect("options")
+    }
+
+    fn connect(sbx: &Sbx) -> (LongConn, mpsc::Receiver<Received>, CancellationToken) {
+        let cfg = LarkConfig::new(Some(APP_ID), Some(APP_SECRET), Some(&sbx.base)).expect("cfg");
+        let (tx, rx) = mpsc::channel(100);
+        let cancel = CancellationToken::new();
+        (LongConn::start(cfg, tx, cancel.clone()), rx, cancel)
+    }
+
+    async fn connected(conn: &LongConn, connects: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !(conn.status().connected && conn.status().connects >= connects) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                conn.status()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn incoming(sbx: &Sbx, text: &str) -> Value {
+        let r = sbx
+            .http
+            .post(sbx.url("/_sandbox/incoming"))
+            .json(&json!({"chat_id": ALL_HANDS_CHAT, "sender": ZHANG_WEI, "text": text}))
+            .send()
+            .await
+            .expect("incoming");
+        assert!(r.status().is_success(), "{}", r.status());
+        r.json().await.expect("json")
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<Received>) -> Received {
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("an event in time")
+            .expect("the channel is open")
+    }
+
+    #[tokio::test]
+    async fn a_message_arrives_fast_and_once_across_a_forced_disconnect() {
+        let sbx = Sbx::with_options(options(json!({}))).await;
+        let (conn, mut rx, cancel) = connect(&sbx);
+        connected(&conn, 1).await;
+        let started = std::time::Instant::now();
+        let sent = incoming(&sbx, "hello over the long connection").await;
+        let got = next(&mut rx).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(200), "{took:?}");
+        assert_eq!(got.event_type, "im.message.receive_v1");
+        assert_eq!(
+            got.envelope["event"]["message"]["message_id"],
+            sent["message_id"]
+        );
+        // Lark drops the connection: the client comes back and nothing is lost or doubled.
+        sbx.http
+            .post(sbx.url("/_sandbox/ws/disconnect"))
+            .send()
+            .await
+            .expect("disconnect");
+        let second = incoming(&sbx, "while reconnecting").await;
+        connected(&conn, 2).await;
+        let got = next(&mut rx).await;
+        assert_eq!(
+            got.envelope["event"]["message"]["message_id"],
+            second["message_id"]
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(rx.try_recv().is_err(), "delivered once");
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn fragments_are_joined_and_acked_events_are_not_pushed_again() {
+        let sbx = Sbx::with_options(options(
+            json!({"ws_fragment_bytes": 64, "ws_repush_after_ms": 300}),
+        ))
+        .await;
+        let (conn, mut rx, cancel) = connect(&sbx);
+        connected(&conn, 1).await;
+        let sent = incoming(
+            &sbx,
+            "a message long enough to be cut into several pieces on the way",
+        )
+        .await;
+        let got = next(&mut rx).await;
+        assert_eq!(
+            got.envelope["event"]["message"]["message_id"],
+            sent["message_id"]
+        );
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "acked in time: no re-push reached the agent"
+        );
+        assert_eq!(conn.status().duplicates, 0, "{:?}", conn.status());
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_re_pushed_event_reaches_the_agent_once() {
+        let sbx = Sbx::with_options(options(json!({}))).await;
+        let (conn, mut rx, cancel) = connect(&sbx);
+        connected(&conn, 1).await;
+        let sent = incoming(&sbx, "pushed twice").await;
+        let first = next(&mut rx).await;
+        // Lark pushes the same event again (its ack got lost, say): same event_id.
+        assert_eq!(sbx.state().publish_event(APP_ID, &first.envelope), 1);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while conn.status().duplicates < 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                conn.status()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(rx.try_recv().is_err(), "the agent saw it once");
+        assert_eq!(
+            first.envelope["event"]["message"]["message_id"],
+            sent["message_id"]
+        );
+        assert_eq!(conn.status().events, 1);
+        cancel.cancel();
+    }
+}
