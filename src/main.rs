@@ -203,8 +203,11 @@ async fn main() {
             if let Some(hint) = terminal_hint(std::io::stdin().is_terminal(), http.is_some()) {
                 eprintln!("{hint}");
             }
-            let server = LarkMcp::new(shared);
             let stop = CancellationToken::new();
+            if shared.policy.wants(lark_mcp_server::tools::Toolset::Events) {
+                shared.start_long_connection(stop.clone());
+            }
+            let server = LarkMcp::new(shared);
             server.start_scope_refresh(
                 Duration::from_secs(args.policy.scope_refresh_secs),
                 stop.clone(),

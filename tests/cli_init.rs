@@ -216,6 +216,7 @@ async fn approve_stores_a_private_profile_that_serves_exactly_the_requested_scop
         .iter()
         .map(|d| &d.meta)
         .filter(|m| m.needs == Needs::Nothing && m.identity.bot_capable())
+        .filter(|m| m.toolset.is_default())
         .filter(|m| m.scopes.is_empty() || m.scopes.iter().any(|s| plan.contains(s)))
         .map(|m| m.name.to_string())
         .collect();

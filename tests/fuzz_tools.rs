@@ -1900,7 +1900,7 @@ async fn every_tool_survives_hostile_arguments_over_stdio() {
     // Tools acting as the user stay hidden: nobody is signed in here.
     let bot_tools = lark_mcp_server::tools::catalog()
         .iter()
-        .filter(|d| d.meta.identity.bot_capable())
+        .filter(|d| d.meta.identity.bot_capable() && d.meta.toolset.is_default())
         .count();
     assert_eq!(
         tools.len(),

@@ -23,7 +23,11 @@ const TOKEN: &str = "http-test-token-5f3a9c1e7b2d4a60";
 fn default_tools() -> Vec<String> {
     let mut v: Vec<String> = tools::catalog()
         .iter()
-        .filter(|t| t.meta.needs == Needs::Nothing && t.meta.identity.bot_capable())
+        .filter(|t| {
+            t.meta.needs == Needs::Nothing
+                && t.meta.identity.bot_capable()
+                && t.meta.toolset.is_default()
+        })
         .map(|t| t.meta.name.to_string())
         .collect();
     v.sort();

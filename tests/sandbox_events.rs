@@ -494,7 +494,7 @@ mod client {
 
     const WAIT: Duration = Duration::from_secs(10);
 
-    fn options(extra: Value) -> lark_mcp_server::sandbox::Options {
+    pub(super) fn options(extra: Value) -> lark_mcp_server::sandbox::Options {
         let mut o = json!({
             "ws_ping_interval_secs": 1,
             "ws_reconnect_interval_secs": 1,
@@ -553,7 +553,8 @@ mod client {
         let sent = incoming(&sbx, "hello over the long connection").await;
         let got = next(&mut rx).await;
         let took = started.elapsed();
-        assert!(took < Duration::from_millis(200), "{took:?}");
+        eprintln!("the long connection delivered {took:?} after the post");
+        assert!(took < Duration::from_secs(5), "{took:?}");
         assert_eq!(got.event_type, "im.message.receive_v1");
         assert_eq!(
             got.envelope["event"]["message"]["message_id"],
@@ -629,5 +630,126 @@ mod client {
         );
         assert_eq!(conn.status().events, 1);
         cancel.cancel();
+    }
+}
+
+// ---- the events toolset over MCP: the real binary, the sandbox as Lark -------------------
+
+mod agent {
+    use std::time::{Duration, Instant};
+
+    use serde_json::{Value, json};
+
+    use super::common::mcp::McpServer;
+    use super::common::{ALL_HANDS_CHAT, Sbx, ZHANG_WEI};
+
+    const BOT: &str = "ou_f82724c828ee08c2db6ed9b1ecd6336a";
+
+    async fn server() -> (Sbx, McpServer) {
+        let sbx = Sbx::with_options(super::client::options(json!({}))).await;
+        let s = McpServer::start(&sbx, &["--toolsets", "messages,events,meta"]).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while sbx.state().ws_stats().live == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}",
+                s.stderr.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (sbx, s)
+    }
+
+    async fn incoming(sbx: &Sbx, text: &str) -> Instant {
+        let at = Instant::now();
+        let r = sbx
+            .http
+            .post(sbx.url("/_sandbox/incoming"))
+            .json(&json!({"chat_id": ALL_HANDS_CHAT, "sender": ZHANG_WEI, "text": text}))
+            .send()
+            .await
+            .expect("incoming");
+        assert!(r.status().is_success(), "{}", r.status());
+        at
+    }
+
+    fn texts(v: &Value) -> Vec<String> {
+        v["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|m| m["text"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn wait_for_messages_answers_as_a_message_arrives() {
+        let (sbx, s) = server().await;
+        let wait = s.call(
+            "wait_for_messages",
+            json!({"chat_id": ALL_HANDS_CHAT, "timeout_secs": 20}),
+        );
+        let post = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            incoming(&sbx, "ship it today?").await
+        };
+        let (r, posted) = tokio::join!(wait, post);
+        let took = posted.elapsed();
+        let v = r.structured_content.clone().unwrap_or_default();
+        assert_eq!(r.is_error, Some(false), "{v}");
+        // It answers on arrival, not at its 20 s timeout. The latency itself is a figure,
+        // not a test bound (a loaded CI machine must not fail it): printed for the notes.
+        eprintln!("wait_for_messages answered {took:?} after the message was posted");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert_eq!(texts(&v), ["ship it today?"]);
+        assert_eq!(v["messages"][0]["sender"]["name"], "张伟", "{v}");
+        // What came is also there for a later look, after the cursor it started from.
+        let all = s.ok("get_new_messages", json!({})).await;
+        assert_eq!(texts(&all), ["ship it today?"]);
+        let none = s
+            .call("get_new_messages", json!({"cursor": all["cursor"]}))
+            .await;
+        assert_eq!(
+            none.structured_content.unwrap_or_default()["messages"],
+            json!([])
+        );
+        let status = s.ok("get_app_status", json!({})).await;
+        assert_eq!(status["long_connection"]["connected"], true, "{status}");
+        assert_eq!(status["long_connection"]["events"], 1, "{status}");
+    }
+
+    #[tokio::test]
+    async fn mentions_me_waits_for_a_message_that_mentions_the_bot() {
+        let (sbx, s) = server().await;
+        let wait = s.call(
+            "wait_for_messages",
+            json!({"mentions_me": true, "timeout_secs": 20}),
+        );
+        let post = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            incoming(&sbx, "not for the bot").await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            incoming(
+                &sbx,
+                &format!("<at user_id=\"{BOT}\">Northwind Assistant</at> status?"),
+            )
+            .await
+        };
+        let (r, _) = tokio::join!(wait, post);
+        let v = r.structured_content.clone().unwrap_or_default();
+        assert_eq!(r.is_error, Some(false), "{v}");
+        let got = texts(&v);
+        assert_eq!(got.len(), 1, "{v}");
+        assert!(got[0].ends_with("status?"), "{v}");
+        // Nothing matching: it gives up at the timeout and says so.
+        let r = s
+            .call(
+                "wait_for_messages",
+                json!({"from": "ou_nobody", "timeout_secs": 1}),
+            )
+            .await;
+        assert_eq!(r.structured_content.unwrap_or_default()["timed_out"], true);
     }
 }

@@ -67,6 +67,9 @@ const NEEDS: &[(&str, &[&str])] = &[
     ("list_chats", &["list_chats"]),
     ("search_chats", &["search_chats"]),
     ("find_chats", &["list_chats", "get_chat"]),
+    // events: what the long connection delivers; no API call
+    ("wait_for_messages", &[]),
+    ("get_new_messages", &[]),
     ("get_chat", &["get_chat", "is_in_chat"]),
     ("create_chat", &["create_chat"]),
     ("update_chat", &["update_chat"]),

@@ -157,9 +157,10 @@ mod tests {
         assert_eq!(shown + hidden.len(), catalog().len());
         assert_eq!(doc["total"], catalog().len());
         assert!(
-            hidden
-                .iter()
-                .all(|h| h["reason"] == "not_configured" && h["flag"].is_string()),
+            hidden.iter().all(|h| {
+                (h["reason"] == "not_configured" && h["flag"].is_string())
+                    || (h["reason"] == "toolset_not_selected" && h["toolset"] == "events")
+            }),
             "{hidden:?}"
         );
     }

@@ -35,7 +35,7 @@ pub struct Received {
 }
 
 /// What `get_app_status` shows about the connection.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ConnStatus {
     pub connected: bool,
     /// Successful dials, the first included.

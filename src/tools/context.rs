@@ -55,6 +55,10 @@ pub struct Shared {
     pub directory: std::sync::Arc<crate::directory::Directory>,
     /// How long a find call waits for the directory's first build.
     pub directory_wait: Duration,
+    /// Messages received over the long connection (toolset `events`).
+    pub inbox: std::sync::Arc<crate::lark::inbox::Inbox>,
+    /// The long connection, once started.
+    pub longconn: std::sync::OnceLock<crate::lark::longconn::LongConn>,
     /// Tool calls running now, for a graceful shutdown.
     in_flight: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
@@ -102,6 +106,8 @@ impl Shared {
                 crate::directory::DirectoryConfig::default(),
             )),
             directory_wait: Duration::from_secs(3),
+            inbox: std::sync::Arc::new(crate::lark::inbox::Inbox::new(200, 5000)),
+            longconn: std::sync::OnceLock::new(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
         }
@@ -116,6 +122,27 @@ impl Shared {
         self.directory = std::sync::Arc::new(crate::directory::Directory::new(config));
         self.directory_wait = wait;
         self
+    }
+
+    /// Opens Lark's long connection and keeps what it delivers in the inbox, until
+    /// `cancel`. Once per process: Lark counts connections per app.
+    pub fn start_long_connection(&self, cancel: tokio_util::sync::CancellationToken) {
+        if self.longconn.get().is_some() {
+            return;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+        let conn = crate::lark::longconn::LongConn::start(self.client.config().clone(), tx, cancel);
+        if self.longconn.set(conn).is_err() {
+            return;
+        }
+        let inbox = self.inbox.clone();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                if inbox.push_event(&event.envelope).is_none() {
+                    tracing::debug!(event_type = %event.event_type, "an event that is not a message");
+                }
+            }
+        });
     }
 
     pub fn set_scope_refresh_every(&self, every: Duration) {

@@ -40,6 +40,9 @@ pub enum Toolset {
     Messages,
     Chats,
     Meta,
+    /// Incoming messages over Lark's long connection: only when asked for, since each
+    /// server holds one of the app's 50 connections and Lark gives each event to one.
+    Events,
 }
 
 impl Toolset {
@@ -48,7 +51,21 @@ impl Toolset {
         Toolset::Messages,
         Toolset::Chats,
         Toolset::Meta,
+        Toolset::Events,
     ];
+
+    /// What runs when `--toolsets` is not given.
+    pub const DEFAULT: &'static [Toolset] = &[
+        Toolset::Contact,
+        Toolset::Messages,
+        Toolset::Chats,
+        Toolset::Meta,
+    ];
+
+    /// Whether it runs when `--toolsets` is not given.
+    pub fn is_default(self) -> bool {
+        Toolset::DEFAULT.contains(&self)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +73,7 @@ impl Toolset {
             Toolset::Messages => "messages",
             Toolset::Chats => "chats",
             Toolset::Meta => "meta",
+            Toolset::Events => "events",
         }
     }
 
@@ -460,6 +478,7 @@ static CATALOG: LazyLock<Vec<ToolDef>> = LazyLock::new(|| {
         files::tools(),
         chats::tools(),
         toolsets::find::tools(),
+        toolsets::events::tools(),
         meta::tools(),
     ]
     .into_iter()

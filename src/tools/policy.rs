@@ -128,7 +128,7 @@ impl Policy {
     /// Validates every name; an unknown one is an error listing the valid names.
     pub fn new(cfg: &PolicyConfig) -> Result<Policy, String> {
         let toolsets = match &cfg.toolsets {
-            None => Toolset::ALL.iter().copied().collect(),
+            None => Toolset::DEFAULT.iter().copied().collect(),
             Some(names) => {
                 let mut set = BTreeSet::new();
                 for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
@@ -177,6 +177,14 @@ impl Policy {
 
     pub fn download_dir(&self) -> Option<&std::path::Path> {
         self.download_dir.as_deref()
+    }
+
+    /// Whether a toolset was chosen (or one of its tools by name).
+    pub fn wants(&self, t: Toolset) -> bool {
+        self.toolsets.contains(&t)
+            || catalog()
+                .iter()
+                .any(|d| d.meta.toolset == t && self.tools.contains(d.meta.name))
     }
 
     /// The operator's decision alone (no scopes).

@@ -40,6 +40,9 @@ pub struct AppStatus {
     pub visible_tools: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hidden_tools: Vec<HiddenTool>,
+    /// Lark's long connection (toolset `events`): absent when it is not running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub long_connection: Option<crate::lark::longconn::ConnStatus>,
     /// Why the bot info could not be read: `check` fails with it, the tool folds it into
     /// `problem`.
     #[serde(skip)]
@@ -71,6 +74,7 @@ pub async fn app_status(shared: &Shared, cancel: &CancellationToken, how: Gather
         problem: None,
         visible_tools: Vec::new(),
         hidden_tools: Vec::new(),
+        long_connection: shared.longconn.get().map(|c| c.status()),
         bot_error: None,
         scope_error: None,
     };

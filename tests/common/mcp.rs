@@ -41,12 +41,16 @@ pub const CONTACT_META_TOOLS: [&str; 12] = [
 pub const CONTACT_META: [&str; 2] = ["--toolsets", "contact,meta"];
 
 /// What a default configuration exposes against the demo org (whose app has every scope
-/// the tools need) with nobody signed in: every bot tool that needs no operator setting
-/// such as an upload or download directory, sorted by name.
+/// the tools need) with nobody signed in: every bot tool of the default toolsets that needs
+/// no operator setting such as an upload or download directory, sorted by name.
 pub fn default_tools() -> Vec<String> {
     tools::catalog()
         .iter()
-        .filter(|t| t.meta.needs == Needs::Nothing && t.meta.identity.bot_capable())
+        .filter(|t| {
+            t.meta.needs == Needs::Nothing
+                && t.meta.identity.bot_capable()
+                && t.meta.toolset.is_default()
+        })
         .map(|t| t.meta.name.to_string())
         .collect()
 }
@@ -56,7 +60,10 @@ pub fn read_only_tools() -> Vec<String> {
     tools::catalog()
         .iter()
         .filter(|t| {
-            t.meta.needs == Needs::Nothing && t.meta.read_only && t.meta.identity.bot_capable()
+            t.meta.needs == Needs::Nothing
+                && t.meta.read_only
+                && t.meta.identity.bot_capable()
+                && t.meta.toolset.is_default()
         })
         .map(|t| t.meta.name.to_string())
         .collect()

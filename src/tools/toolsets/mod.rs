@@ -2,6 +2,7 @@
 
 pub mod chats;
 pub mod contact;
+pub mod events;
 pub mod find;
 pub mod messages;
 pub mod meta;

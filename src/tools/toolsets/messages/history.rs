@@ -48,7 +48,7 @@ pub(super) fn time_window(since: Option<&str>, until: Option<&str>) -> Result<Wi
     Ok((since, until))
 }
 
-pub(super) async fn render_all(ctx: &ToolCtx, raw: &[Value]) -> Vec<MessageOut> {
+pub(crate) async fn render_all(ctx: &ToolCtx, raw: &[Value]) -> Vec<MessageOut> {
     // A reply is paced by the chat it lands in; the history says which chat that is.
     for m in raw {
         if let (Some(id), Some(chat)) = (m["message_id"].as_str(), m["chat_id"].as_str()) {

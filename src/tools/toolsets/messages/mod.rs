@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::lark::api_path;
 use crate::lark::scope_sets as scopes;
 use crate::tools::{Needs, ToolDef, ToolError, ToolMeta, Toolset};
+pub(crate) use history::render_all;
 use history::{get_message, get_read_users, list_messages};
 use pins::{list_pins, pin_message, unpin_message};
 use reactions::{add_reaction, list_reactions, remove_reaction};
