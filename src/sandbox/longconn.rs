@@ -631,24 +631,15 @@ pub async fn incoming(State(s): S, body: axum::body::Bytes) -> Response {
             "group"
         };
         let now = now_ms();
-        let message = Message {
-            message_id: format!("om_{}", random_hex(32)),
-            chat_id: req.chat_id.clone(),
-            sender: req.sender.clone(),
-            sender_is_bot: false,
+        let mut message = Message::fresh(
+            req.chat_id.clone(),
+            req.sender.clone(),
+            false,
             msg_type,
             content,
-            create_time_ms: now,
-            update_time_ms: now,
-            parent_id: None,
-            root_id: None,
-            thread_id: None,
-            mentions,
-            deleted: false,
-            updated: false,
-            uuid: None,
-            edit_count: 0,
-        };
+            now,
+        );
+        message.mentions = mentions;
         let envelope = receive_v1(&world, &message, chat_type);
         world.messages.push(message);
         (envelope, world.app.app_id.clone(), deliver)

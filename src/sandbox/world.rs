@@ -286,6 +286,38 @@ pub struct Message {
     pub edit_count: u32,
 }
 
+impl Message {
+    /// A message just sent by `sender` (a user's open_id, or the app id when `by_bot`), with
+    /// a new id and nothing edited, replied to or recalled.
+    pub fn fresh(
+        chat_id: String,
+        sender: String,
+        by_bot: bool,
+        msg_type: String,
+        content: String,
+        now_ms: u64,
+    ) -> Message {
+        Message {
+            message_id: format!("om_{}", random_hex(32)),
+            chat_id,
+            sender,
+            sender_is_bot: by_bot,
+            msg_type,
+            content,
+            create_time_ms: now_ms,
+            update_time_ms: now_ms,
+            parent_id: None,
+            root_id: None,
+            thread_id: None,
+            mentions: Vec::new(),
+            deleted: false,
+            updated: false,
+            uuid: None,
+            edit_count: 0,
+        }
+    }
+}
+
 pub struct World {
     pub app: AppSeed,
     pub scopes: Vec<ScopeSeed>,

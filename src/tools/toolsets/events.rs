@@ -11,27 +11,22 @@ use serde_json::Value;
 use super::messages::render_all;
 use crate::lark::inbox::Arrived;
 use crate::tools::content::render::MessageOut;
-use crate::tools::{Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
+use crate::tools::{ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
 
 const WAIT_MAX_SECS: u64 = 300;
 const WAIT_DEFAULT_SECS: u64 = 60;
 /// A waiting call tells the client it is alive this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
+/// Read-only, but not idempotent: each call may see other messages.
 const fn read(name: &'static str, title: &'static str, description: &'static str) -> ToolMeta {
     ToolMeta {
-        name,
         toolset: Toolset::Events,
-        title,
-        description,
         // Lark decides which messages the app hears by its event subscription; no API
         // scope is called here.
         scopes: &[],
-        read_only: true,
-        destructive: false,
         idempotent: false,
-        needs: Needs::Nothing,
-        identity: crate::tools::Identity::Bot,
+        ..super::contact::read(name, title, description, &[])
     }
 }
 

@@ -143,28 +143,19 @@ pub(super) fn new_bot_message(
     content: String,
     now: u64,
 ) -> Message {
-    Message {
-        message_id: format!("om_{}", random_hex(32)),
+    // The user of a user token, else the bot.
+    let sender = world
+        .caller_user
+        .clone()
+        .unwrap_or_else(|| world.app.app_id.clone());
+    Message::fresh(
         chat_id,
-        // The user of a user token, else the bot.
-        sender: world
-            .caller_user
-            .clone()
-            .unwrap_or_else(|| world.app.app_id.clone()),
-        sender_is_bot: world.caller_user.is_none(),
+        sender,
+        world.caller_user.is_none(),
         msg_type,
         content,
-        create_time_ms: now,
-        update_time_ms: now,
-        parent_id: None,
-        root_id: None,
-        thread_id: None,
-        mentions: Vec::new(),
-        deleted: false,
-        updated: false,
-        uuid: None,
-        edit_count: 0,
-    }
+        now,
+    )
 }
 
 pub(super) fn send_message(call: &mut Call, world: &mut World) -> Result<Reply, ApiError> {
