@@ -65,8 +65,9 @@ if ! wait "$login"; then
   echo "conformance: login failed"; cat "$out/login.out" "$out/login.err"; exit 1
 fi
 
-# Upload and download tools are hidden unless given directories: with both, all tools are served.
-serve=(serve --domain "$sbx" --allow-read-dir "$out/uploads" --download-dir "$out/downloads")
+# Upload and download tools are hidden unless given directories, and the events toolset
+# unless named: with both directories and every toolset, all tools are served.
+serve=(serve --domain "$sbx" --toolsets all --allow-read-dir "$out/uploads" --download-dir "$out/downloads")
 
 log="$out/server.log"
 "$bin" "${serve[@]}" --http --port 0 2>"$log" &
