@@ -17,12 +17,12 @@ macro_rules! with_paging {
             $($(#[$fmeta])* $field: $ty,)*
             #[doc = $page_size_doc]
             page_size: Option<u32>,
-            /// next_page_token from the previous call.
+            /// A previous next_page_token.
             page_token: Option<String>,
-            /// Fetch every page (up to max_items).
+            /// Fetch all pages.
             #[serde(default)]
             all_pages: bool,
-            /// Cap for all_pages (default 500).
+            /// all_pages cap (500).
             max_items: Option<u32>,
         }
 

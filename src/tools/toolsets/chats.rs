@@ -266,7 +266,7 @@ struct SearchChatsArgs {
     query: String,
     /// Items per page, 1–100.
     page_size: Option<u32>,
-    /// next_page_token from the previous call.
+    /// A previous next_page_token.
     page_token: Option<String>,
 }
 

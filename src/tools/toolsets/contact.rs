@@ -42,7 +42,7 @@ pub fn tools() -> Vec<ToolDef> {
             read(
                 "lookup_user_by_email",
                 "Look up users by email or mobile",
-                "Resolve people by email address or mobile number to their ids and status; use it before messaging or fetching someone you only know by address. Unmatched entries are listed, not errors.",
+                "Resolve emails or mobile numbers to people's ids and status; use it before messaging someone you know by address.",
                 scopes::USER_ID_LOOKUP,
             ),
             lookup_user_by_email,
@@ -81,7 +81,7 @@ pub fn tools() -> Vec<ToolDef> {
             read(
                 "list_department_users",
                 "List a department's members",
-                "List the people directly in a department (\"0\" is the root); set all_pages to fetch every page.",
+                "List the people directly in a department (\"0\" is the root).",
                 scopes::DEPARTMENTS_READ,
             ),
             list_department_users,
@@ -890,7 +890,7 @@ struct SearchUsersArgs {
     query: String,
     /// Results per page, 1–200 (default 20).
     page_size: Option<u32>,
-    /// next_page_token from the previous call.
+    /// A previous next_page_token.
     page_token: Option<String>,
 }
 

@@ -36,7 +36,7 @@ pub fn tools() -> Vec<ToolDef> {
             read(
                 "wait_for_messages",
                 "Wait for a message",
-                "Wait until someone sends a matching message to the bot's chats (optionally in one chat, from one person, or @-mentioning the bot), up to timeout_secs; use it to react to messages as they come.",
+                "Wait for the next message to the bot's chats (optionally one chat, sender, or @-mentions of the bot); use it to react to messages as they come.",
             ),
             wait_for_messages,
         ),

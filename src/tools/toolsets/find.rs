@@ -27,7 +27,7 @@ pub fn tools() -> Vec<ToolDef> {
             read(
                 "find_people",
                 "Find people by name",
-                "Find people by name in Chinese characters, pinyin (full, initials, any order), English name, email or employee number, tolerating small typos; use it before send_message when you only have a name. Namesakes are all listed with what tells them apart.",
+                "Find people by name (characters, pinyin, initials, English), email or employee number, typos tolerated; use it before send_message when you only have a name.",
                 // The walk reads the range, departments and people: only this one lets
                 // every step work (tests/scope_agreement.rs).
                 scopes::USERS_BATCH,
@@ -40,7 +40,7 @@ pub fn tools() -> Vec<ToolDef> {
                 ..read(
                     "find_chats",
                     "Find chats by name",
-                    "Find group chats by a word of their name or description (also pinyin) among the bot's chats and yours; use it before send_message when you only have a chat's name.",
+                    "Find chats by a word of their name (also pinyin); use it before send_message when you only have a chat's name.",
                     scopes::CHAT_READ,
                 )
             },
@@ -52,7 +52,7 @@ pub fn tools() -> Vec<ToolDef> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FindPeopleArgs {
-    /// A name, pinyin, initials, English name, email or employee number.
+    /// Name, pinyin, initials, email or employee number.
     query: String,
     /// At most this many, 1–50 (default 10).
     limit: Option<u32>,

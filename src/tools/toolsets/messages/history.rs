@@ -93,7 +93,7 @@ with_paging! {
         chat_id: Option<String>,
         /// The thread (omt_…); give this or chat_id.
         thread_id: Option<String>,
-        /// Earliest send time: ISO 8601, or a span back from now (30m, 24h, 7d), today, yesterday.
+        /// Earliest: ISO 8601, a span back (30m, 24h, 7d), today or yesterday.
         since: Option<String>,
         /// Latest send time, same forms.
         until: Option<String>,

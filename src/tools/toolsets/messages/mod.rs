@@ -54,7 +54,7 @@ pub fn tools() -> Vec<ToolDef> {
             meta(
                 "send_message",
                 "Send a message",
-                "Send a message to a person (open_id, union_id, user_id or email) or a chat (chat_id). Give exactly one of text, markdown, card, image_key, file_key, share_chat, share_user.",
+                "Send a message to a person (open_id, union_id, user_id or email) or a chat (chat_id), with exactly one content field.",
                 scopes::MESSAGE_SEND,
                 false,
                 false,
@@ -149,7 +149,7 @@ pub fn tools() -> Vec<ToolDef> {
             meta(
                 "search_messages",
                 "Search messages",
-                "Search the messages in your chats (as you, the signed-in user) by words, optionally by chat, sender, time or kind; hits come with sender and chat names.",
+                "Search messages in your chats (as you) by words, optionally by chat, sender, time or kind.",
                 scopes::MESSAGE_SEARCH,
                 true,
                 false,

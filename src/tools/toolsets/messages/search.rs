@@ -48,7 +48,7 @@ pub(super) struct SearchArgs {
     chat_id: Option<String>,
     /// Only messages from this person (open_id, ou_…).
     sender_id: Option<String>,
-    /// Earliest send time: ISO 8601, or a span back from now (30m, 24h, 7d), today, yesterday.
+    /// Earliest: ISO 8601, a span back (30m, 24h, 7d), today or yesterday.
     since: Option<String>,
     /// Latest send time, same forms.
     until: Option<String>,
@@ -56,7 +56,7 @@ pub(super) struct SearchArgs {
     kind: Option<Kind>,
     /// Hits per page, 1–20 (default 10).
     page_size: Option<u32>,
-    /// next_page_token from the previous call.
+    /// A previous next_page_token.
     page_token: Option<String>,
 }
 
