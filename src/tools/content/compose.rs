@@ -85,9 +85,9 @@ macro_rules! with_content {
             // Typed for schema checkers (MCP Inspector --strict wants a validation keyword).
             #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
             card: Option<serde_json::Value>,
-            /// An image uploaded with upload_image.
+            /// From upload_image.
             image_key: Option<String>,
-            /// A file uploaded with upload_file.
+            /// From upload_file.
             file_key: Option<String>,
             /// A chat_id to share as a card.
             share_chat: Option<String>,

@@ -135,7 +135,7 @@ pub fn tools() -> Vec<ToolDef> {
             meta(
                 "list_messages",
                 "Read chat history",
-                "Read messages in a chat or thread, newest first by default; since/until take ISO 8601 or spans like 30m, 24h, 7d, today.",
+                "Read messages in a chat or thread, newest first by default.",
                 scopes::MESSAGE_HISTORY,
                 true,
                 false,

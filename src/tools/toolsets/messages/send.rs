@@ -85,7 +85,7 @@ with_content! {
         to: String,
         /// Inferred from `to` when omitted.
         to_type: Option<ReceiverType>,
-        /// Retrying with the same key never sends twice (Lark dedupes for 1 hour).
+        /// A retry with the same key never sends twice (1 h).
         idempotency_key: Option<String>,
     }
 }
@@ -130,7 +130,7 @@ with_content! {
         /// Reply inside the message's thread.
         #[serde(default)]
         in_thread: bool,
-        /// Retrying with the same key never sends twice (Lark dedupes for 1 hour).
+        /// A retry with the same key never sends twice (1 h).
         idempotency_key: Option<String>,
     }
 }
