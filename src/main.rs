@@ -213,6 +213,7 @@ async fn main() {
                 stop.clone(),
             );
             server.start_log_forwarding(stop.clone());
+            server.start_message_updates(stop.clone());
             let served = match http {
                 Some(opts) => http::serve(server, opts, None).await,
                 None => stdio::serve(server, stop.clone()).await,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::http::{HttpServer, LegacySession, McpClient, Reply, SseStream, names};
 use common::mcp::{Stderr, serve_command};
-use common::{PERCEPTION_DEPT, Sbx, ZHANG_WEI, seed};
+use common::{ALL_HANDS_CHAT, PERCEPTION_DEPT, RANDOM_CHAT, Sbx, ZHANG_WEI, seed};
 use lark_mcp_server::sandbox::{FaultAction, FaultRule, Phase, Seed};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -69,7 +69,9 @@ trait Conn {
     /// subscription stream); earlier ones that do not match are kept for later waits.
     async fn unsolicited(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value;
     /// 2026-07-28: opens `subscriptions/listen` for tool list changes; the acknowledgement.
-    async fn listen(&mut self) -> Value;
+    async fn listen(&mut self, notifications: Value) -> Value;
+    /// What arrived unasked and has not been waited for yet.
+    fn kept(&self) -> &[Value];
 }
 
 /// The acknowledgement of subscription `id`, tagged with it.
@@ -86,12 +88,9 @@ async fn acknowledgement(c: &mut impl Conn, id: u64) -> Value {
     ack
 }
 
-/// What a subscription asks for: tool and prompt list changes, not resources.
-fn listen_params(c: &impl Conn) -> Value {
-    params_for(
-        c,
-        json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true}}),
-    )
+/// What a subscription asks for: `notifications`, a filter.
+fn listen_params(c: &impl Conn, notifications: Value) -> Value {
+    params_for(c, json!({ "notifications": notifications }))
 }
 
 /// Adds `_meta` for stateless connections; keeps any `_meta` already there.
@@ -158,7 +157,9 @@ async fn exercise(c: &mut impl Conn, sbx: &Sbx) {
 
     // 3. ask to hear of changes: a subscription (2026) or a log level (sessions).
     let subscription = if c.stateless() {
-        let ack = c.listen().await;
+        let ack = c
+            .listen(json!({"toolsListChanged": true, "promptsListChanged": true}))
+            .await;
         assert!(
             is_method(&ack, "notifications/subscriptions/acknowledged"),
             "{ack}"
@@ -300,8 +301,8 @@ struct StdioConn {
 }
 
 impl StdioConn {
-    async fn start(sbx: &Sbx) -> StdioConn {
-        let mut cmd = serve_command(&sbx.base, SERVE_ARGS, &[]);
+    async fn start(sbx: &Sbx, args: &[&str]) -> StdioConn {
+        let mut cmd = serve_command(&sbx.base, args, &[]);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -324,7 +325,11 @@ impl StdioConn {
 
     /// A session opened with `initialize` at `version`.
     async fn session(sbx: &Sbx, version: &str) -> StdioConn {
-        let mut c = StdioConn::start(sbx).await;
+        StdioConn::session_with(sbx, version, SERVE_ARGS).await
+    }
+
+    async fn session_with(sbx: &Sbx, version: &str, args: &[&str]) -> StdioConn {
+        let mut c = StdioConn::start(sbx, args).await;
         let (resp, _) = c
             .rpc(
                 "initialize",
@@ -394,10 +399,14 @@ impl Conn for StdioConn {
         }
     }
 
-    async fn listen(&mut self) -> Value {
+    fn kept(&self) -> &[Value] {
+        &self.kept
+    }
+
+    async fn listen(&mut self, notifications: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        let params = listen_params(self);
+        let params = listen_params(self, notifications);
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": params}))
             .await;
         acknowledgement(self, id).await
@@ -419,13 +428,18 @@ async fn stdio_2025_06_18_session() {
 #[tokio::test]
 async fn stdio_2025_11_25_session() {
     let sbx = Sbx::with_seed(seed_ungranted()).await;
-    exercise(&mut StdioConn::session(&sbx, "2025-11-25").await, &sbx).await;
+    let mut c = StdioConn::session(&sbx, "2025-11-25").await;
+    exercise(&mut c, &sbx).await;
+    // Without the events toolset nothing is watched, and subscribing is not offered.
+    let uri = messages_uri(ALL_HANDS_CHAT);
+    let (resp, _) = c.rpc("resources/subscribe", json!({"uri": uri})).await;
+    assert_eq!(resp["error"]["code"], -32601, "{resp}");
 }
 
 #[tokio::test]
 async fn stdio_2026_07_28_stateless() {
     let sbx = Sbx::with_seed(seed_ungranted()).await;
-    let mut c = StdioConn::start(&sbx).await;
+    let mut c = StdioConn::start(&sbx, SERVE_ARGS).await;
     c.stateless = true;
     // No handshake: server/discover says what the server is and does.
     let params = params_for(&c, json!({}));
@@ -466,13 +480,9 @@ struct HttpConn {
 }
 
 impl HttpConn {
-    async fn start(sbx: &Sbx) -> HttpConn {
+    async fn start(sbx: &Sbx, args: &[&str]) -> HttpConn {
         // A long drain, so that a shutdown that waited on an open subscription would show.
-        let args: Vec<&str> = SERVE_ARGS
-            .iter()
-            .copied()
-            .chain(["--drain-secs", "60"])
-            .collect();
+        let args: Vec<&str> = args.iter().copied().chain(["--drain-secs", "60"]).collect();
         let srv = HttpServer::start(&sbx.base, &args).await;
         let client = srv.mcp();
         HttpConn {
@@ -486,7 +496,7 @@ impl HttpConn {
 
     /// A session at `version`, with its GET stream open for what the server sends alone.
     async fn session(sbx: &Sbx, version: &str) -> HttpConn {
-        let mut c = HttpConn::start(sbx).await;
+        let mut c = HttpConn::start(sbx, SERVE_ARGS).await;
         let init = c.client.connect(version).await;
         assert_eq!(init["protocolVersion"], version, "{init}");
         let resp = c
@@ -501,7 +511,11 @@ impl HttpConn {
     }
 
     async fn stateless(sbx: &Sbx) -> HttpConn {
-        let mut c = HttpConn::start(sbx).await;
+        HttpConn::stateless_with(sbx, SERVE_ARGS).await
+    }
+
+    async fn stateless_with(sbx: &Sbx, args: &[&str]) -> HttpConn {
+        let mut c = HttpConn::start(sbx, args).await;
         c.stateless = true;
         c.client.protocol = Some(STATELESS.into());
         c
@@ -514,7 +528,8 @@ impl HttpConn {
             if let Some(m) = body["method"].as_str() {
                 rb = rb.header("mcp-method", m);
             }
-            if let Some(n) = body["params"]["name"].as_str() {
+            let params = &body["params"];
+            if let Some(n) = params["name"].as_str().or(params["uri"].as_str()) {
                 rb = rb.header("mcp-name", n);
             }
         }
@@ -573,9 +588,13 @@ impl Conn for HttpConn {
         }
     }
 
-    async fn listen(&mut self) -> Value {
+    fn kept(&self) -> &[Value] {
+        &self.kept
+    }
+
+    async fn listen(&mut self, notifications: Value) -> Value {
         let id = self.client.next_id();
-        let params = listen_params(self);
+        let params = listen_params(self, notifications);
         let body =
             json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": params});
         let resp = self
@@ -667,7 +686,11 @@ impl Conn for LegacyConn {
         }
     }
 
-    async fn listen(&mut self) -> Value {
+    fn kept(&self) -> &[Value] {
+        &self.kept
+    }
+
+    async fn listen(&mut self, _notifications: Value) -> Value {
         unreachable!("2024-11-05 has sessions")
     }
 }
@@ -685,4 +708,153 @@ async fn legacy_sse_2024_11_05_session() {
         kept: Vec::new(),
     };
     exercise(&mut c, &sbx).await;
+}
+
+// ---- a chat's messages as a resource that changes ---------------------------------------
+
+/// With the events toolset: messages arrive over the sandbox's long connection.
+const EVENTS_ARGS: &[&str] = &["--toolsets", "messages,events,meta"];
+
+fn messages_uri(chat: &str) -> String {
+    format!("lark://chats/{chat}/messages")
+}
+
+/// A person posts `text` to `chat` (the sandbox stores it and pushes the event).
+async fn someone_posts(sbx: &Sbx, chat: &str, text: &str) {
+    let sender = sbx
+        .state()
+        .chats()
+        .iter()
+        .find(|c| c.chat_id == chat)
+        .and_then(|c| c.members.first().cloned())
+        .expect("the chat has members");
+    let r = sbx
+        .http
+        .post(sbx.url("/_sandbox/incoming"))
+        .json(&json!({"chat_id": chat, "sender": sender, "text": text}))
+        .send()
+        .await
+        .expect("incoming");
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+async fn long_connection_up(sbx: &Sbx) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sbx.state().ws_stats().live == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never opened its long connection"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn is_update_of(m: &Value, uri: &str) -> bool {
+    is_method(m, "notifications/resources/updated") && m["params"]["uri"] == uri
+}
+
+/// Subscribed to one chat's messages: a message there is announced (and a message
+/// elsewhere is not), and reading the resource shows it.
+async fn watch_messages(c: &mut impl Conn, sbx: &Sbx, subscription: Option<&Value>) {
+    let watched = messages_uri(ALL_HANDS_CHAT);
+    let other = messages_uri(RANDOM_CHAT);
+    let params = params_for(c, json!({}));
+    let (resp, _) = c.rpc("resources/templates/list", params).await;
+    let templates = resp["result"]["resourceTemplates"].to_string();
+    assert!(
+        templates.contains("lark://chats/{chat_id}/messages"),
+        "{resp}"
+    );
+
+    long_connection_up(sbx).await;
+    // The other chat first: were it announced, it would come before the watched one.
+    someone_posts(sbx, RANDOM_CHAT, "lunch?").await;
+    someone_posts(sbx, ALL_HANDS_CHAT, "release at 5").await;
+    let update = c
+        .unsolicited("the watched chat's update", |m| is_update_of(m, &watched))
+        .await;
+    if let Some(id) = subscription {
+        assert_eq!(
+            &update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], id,
+            "{update}"
+        );
+    }
+    assert!(
+        !c.kept().iter().any(|m| is_update_of(m, &other)),
+        "no update for a chat nobody watches: {:?}",
+        c.kept()
+    );
+    let params = params_for(c, json!({"uri": watched}));
+    let (resp, _) = c.rpc("resources/read", params).await;
+    let text = resp["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no contents: {resp}"));
+    let read: Value = serde_json::from_str(text).expect("the contents are JSON");
+    assert_eq!(read["messages"].as_array().map_or(0, Vec::len), 1, "{read}");
+    assert_eq!(read["messages"][0]["text"], "release at 5", "{read}");
+    // One connection per process, whatever the sessions and streams (Lark counts per app).
+    assert_eq!(sbx.state().ws_stats().live, 1);
+}
+
+#[tokio::test]
+async fn stdio_session_subscribes_to_a_chats_messages() {
+    let sbx = Sbx::start().await;
+    let mut c = StdioConn::session_with(&sbx, "2025-11-25", EVENTS_ARGS).await;
+    let watched = messages_uri(ALL_HANDS_CHAT);
+    // Only chats' messages change: anything else is refused, with the URI.
+    for bad in [
+        "lark://users/ou_x",
+        "lark://chats/oc_x",
+        "lark://chats/ou_x/messages",
+    ] {
+        let (resp, _) = c.rpc("resources/subscribe", json!({"uri": bad})).await;
+        assert_eq!(resp["error"]["code"], -32602, "{bad}: {resp}");
+        assert_eq!(resp["error"]["data"]["uri"], bad, "{resp}");
+    }
+    let (resp, _) = c.rpc("resources/subscribe", json!({"uri": watched})).await;
+    assert_eq!(resp["result"], json!({}), "{resp}");
+    watch_messages(&mut c, &sbx, None).await;
+
+    // Unsubscribed, it hears no more of that chat; now watching the other one, it hears
+    // of that (posted after, so anything about the first would have come before).
+    let (resp, _) = c
+        .rpc("resources/unsubscribe", json!({"uri": watched}))
+        .await;
+    assert_eq!(resp["result"], json!({}), "{resp}");
+    let other = messages_uri(RANDOM_CHAT);
+    let (resp, _) = c.rpc("resources/subscribe", json!({"uri": other})).await;
+    assert_eq!(resp["result"], json!({}), "{resp}");
+    someone_posts(&sbx, ALL_HANDS_CHAT, "again").await;
+    someone_posts(&sbx, RANDOM_CHAT, "tacos").await;
+    c.unsolicited("the other chat's update", |m| is_update_of(m, &other))
+        .await;
+    assert!(
+        !c.kept().iter().any(|m| is_update_of(m, &watched)),
+        "{:?}",
+        c.kept()
+    );
+}
+
+#[tokio::test]
+async fn stateless_listen_hears_of_a_chats_messages() {
+    let sbx = Sbx::start().await;
+    let mut c = HttpConn::stateless_with(&sbx, EVENTS_ARGS).await;
+    let params = params_for(&c, json!({}));
+    let (resp, _) = c.rpc("server/discover", params).await;
+    assert_eq!(
+        resp["result"]["capabilities"]["resources"]["subscribe"], true,
+        "{resp}"
+    );
+    let watched = messages_uri(ALL_HANDS_CHAT);
+    // Of the URIs asked for, the ack names those that are watched.
+    let ack = c
+        .listen(json!({"resourceSubscriptions": [watched, "lark://users/ou_x"]}))
+        .await;
+    assert_eq!(
+        ack["params"]["notifications"]["resourceSubscriptions"],
+        json!([watched]),
+        "{ack}"
+    );
+    let id = ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"].clone();
+    watch_messages(&mut c, &sbx, Some(&id)).await;
 }

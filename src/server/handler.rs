@@ -12,7 +12,7 @@ use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
     DiscoverResult, ErrorData, Implementation, ListToolsResult, PaginatedRequestParams,
     ProtocolVersion, ResultType, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-    SubscriptionFilter, Tool,
+    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
@@ -79,6 +79,68 @@ impl LarkMcp {
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Tells subscribers of `lark://chats/{chat_id}/messages` as messages arrive, in the
+    /// order they arrive, until `stop`.
+    pub fn start_message_updates(&self, stop: CancellationToken) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let mut seen = shared.inbox.newest();
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = shared.inbox.changed_after(seen) => {}
+                }
+                let newest = shared.inbox.newest();
+                let mut chats: Vec<String> = Vec::new();
+                for a in shared.inbox.since(seen, |_| true) {
+                    if !chats.contains(&a.chat_id) {
+                        chats.push(a.chat_id);
+                    }
+                }
+                seen = newest.max(seen);
+                for chat in chats {
+                    shared.peers.notify_messages(&chat).await;
+                }
+            }
+        });
+    }
+
+    /// Whether chats' messages can be watched: only while the long connection runs.
+    fn watches_messages(&self) -> bool {
+        self.shared.longconn.get().is_some()
+    }
+
+    /// The chat a subscribable URI names, or why it cannot be subscribed to.
+    fn watched_chat(&self, uri: &str) -> Result<String, ErrorData> {
+        if !self.shared.policy.wants(crate::tools::Toolset::Events) {
+            // Not advertised either: as unknown as any method this server does not serve.
+            return Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                "Method not found: resource subscriptions are offered only with the events toolset (--toolsets …,events)",
+                None,
+            ));
+        }
+        let shown: String = uri.chars().take(200).collect();
+        let Some(chat) = catalog::resources::messages_chat(uri) else {
+            return Err(catalog::invalid_params(
+                format!(
+                    "cannot subscribe to `{shown}`: only {} resources change, and are watched",
+                    catalog::resources::MESSAGES_TEMPLATE
+                ),
+                Some(serde_json::json!({"uri": shown})),
+            ));
+        };
+        if !self.watches_messages() {
+            return Err(catalog::invalid_params(
+                format!(
+                    "resource not found: `{shown}` is served only with the events toolset (--toolsets …,events), which receives messages"
+                ),
+                Some(serde_json::json!({"uri": shown})),
+            ));
+        }
+        Ok(chat)
     }
 
     /// Reads the scopes now (tools/list waits for this, bounded), then every `every`.
@@ -186,7 +248,7 @@ impl ServerHandler for LarkMcp {
         // Logging is deprecated by 2026-07-28 but still part of it (per request); sessions
         // use logging/setLevel.
         #[allow(deprecated)]
-        let capabilities = ServerCapabilities::builder()
+        let mut capabilities = ServerCapabilities::builder()
             .enable_logging()
             .enable_tools()
             .enable_tool_list_changed()
@@ -196,6 +258,12 @@ impl ServerHandler for LarkMcp {
             .enable_resources_list_changed()
             .enable_completions()
             .build();
+        // Chats' messages change, and can be watched, only when they are received.
+        if self.shared.policy.wants(crate::tools::Toolset::Events)
+            && let Some(r) = capabilities.resources.as_mut()
+        {
+            r.subscribe = Some(true);
+        }
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
                 "lark-mcp-server",
@@ -258,11 +326,21 @@ impl ServerHandler for LarkMcp {
     ) -> Option<SubscriptionFilter> {
         // rmcp intersects this with what was requested and what get_info advertises.
         // Prompts and resource templates follow the visible tools, so all three lists
-        // change together; resource contents are not watched.
+        // change together. Of resource contents, chats' messages are watched.
         let mut accepted = SubscriptionFilter::new();
         accepted.tools_list_changed = requested.tools_list_changed;
         accepted.prompts_list_changed = requested.prompts_list_changed;
         accepted.resources_list_changed = requested.resources_list_changed;
+        if self.watches_messages() {
+            accepted.resource_subscriptions =
+                requested.resource_subscriptions.as_ref().map(|uris| {
+                    uris.iter()
+                        .filter(|u| catalog::resources::messages_chat(u).is_some())
+                        .take(super::peers::MAX_SUBSCRIBED)
+                        .cloned()
+                        .collect()
+                });
+        }
         Some(accepted)
     }
 
@@ -273,6 +351,36 @@ impl ServerHandler for LarkMcp {
             _ = self.shared.peers.closing() => {}
         }
         self.shared.peers.unlisten(key);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let chat = self.watched_chat(&request.uri)?;
+        if !self.session.subscribe(chat, request.uri) {
+            return Err(catalog::invalid_params(
+                format!(
+                    "this session already holds {} subscriptions; unsubscribe from some first",
+                    super::peers::MAX_SUBSCRIBED
+                ),
+                None,
+            ));
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let chat = self.watched_chat(&request.uri)?;
+        self.session.unsubscribe(&chat);
         Ok(())
     }
 

@@ -258,14 +258,6 @@ fn meta_revision(obj: &Map<String, Value>) -> Option<&str> {
 fn not_served(method: &str, obj: &Map<String, Value>) -> Option<&'static str> {
     #[allow(deprecated)]
     const NEVER: &[(&str, &str)] = &[
-        (
-            SubscribeRequestMethod::VALUE,
-            "resource subscriptions are not offered",
-        ),
-        (
-            UnsubscribeRequestMethod::VALUE,
-            "resource subscriptions are not offered",
-        ),
         (GetTaskMethod::VALUE, "the tasks extension is not offered"),
         (
             UpdateTaskMethod::VALUE,
@@ -288,7 +280,12 @@ fn not_served(method: &str, obj: &Map<String, Value>) -> Option<&'static str> {
             "the skills extension is not offered",
         ),
     ];
+    // Sessions subscribe with resources/subscribe (the handler says whether it is
+    // offered); 2026-07-28 names URIs in subscriptions/listen instead.
+    #[allow(deprecated)]
     const REMOVED_IN_2026: &[&str] = &[
+        SubscribeRequestMethod::VALUE,
+        UnsubscribeRequestMethod::VALUE,
         InitializeResultMethod::VALUE,
         PingRequestMethod::VALUE,
         SetLevelRequestMethod::VALUE,
@@ -648,12 +645,15 @@ mod tests {
             format!(
                 r#"{{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{{{meta}}}}}"#
             ),
-            r#"{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{}}"#.into(),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{{{meta}}}}}"#
+            ),
         ] {
             assert_eq!(reply(&raw), (-32601, json!(1)), "{raw}");
         }
         // Before 2026-07-28 they are served, so unfit params stay invalid params.
         for raw in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25"}}}"#,
         ] {

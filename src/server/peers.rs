@@ -5,17 +5,22 @@
 //!
 //! Sessions (up to 2025-11-25) are notified on the session itself; 2026-07-28 clients have
 //! no session and hear only on the `subscriptions/listen` streams they keep open.
+//!
+//! The same goes for `notifications/resources/updated` on a chat's messages: sessions name
+//! the URIs with `resources/subscribe`, listen streams in their accepted filter.
 
 // MCP logging is deprecated (SEP-2577), not removed: sessions still set their level.
 #![allow(deprecated)]
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::catalog::resources::messages_chat;
 use super::mcp_log::{self, Record};
 use rmcp::RoleServer;
-use rmcp::model::LoggingLevel;
+use rmcp::model::{LoggingLevel, ResourceUpdatedNotificationParam};
 use rmcp::service::{Peer, SubscriptionSendError, SubscriptionSink};
 use tokio_util::sync::CancellationToken;
 
@@ -23,15 +28,39 @@ use tokio_util::sync::CancellationToken;
 /// up the others.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How many resources one session may subscribe to: the list lives as long as the session.
+pub const MAX_SUBSCRIBED: usize = 1000;
+
 /// What one session chose; shared by the handler serving it and this registry.
 #[derive(Default)]
 pub struct Session {
     log_level: Mutex<Option<LoggingLevel>>,
+    /// Subscribed URIs as the client wrote them, keyed by the chat they name (a client may
+    /// percent-encode an id; it hears of updates under its own spelling).
+    subscribed: Mutex<BTreeMap<String, String>>,
 }
 
 impl Session {
     pub fn set_log_level(&self, level: LoggingLevel) {
         *lock(&self.log_level) = Some(level);
+    }
+
+    /// False when the session already holds [`MAX_SUBSCRIBED`] others.
+    pub fn subscribe(&self, chat_id: String, uri: String) -> bool {
+        let mut subs = lock(&self.subscribed);
+        if subs.len() >= MAX_SUBSCRIBED && !subs.contains_key(&chat_id) {
+            return false;
+        }
+        subs.insert(chat_id, uri);
+        true
+    }
+
+    pub fn unsubscribe(&self, chat_id: &str) {
+        lock(&self.subscribed).remove(chat_id);
+    }
+
+    fn subscribed_uri(&self, chat_id: &str) -> Option<String> {
+        lock(&self.subscribed).get(chat_id).cloned()
     }
 
     fn log_level(&self) -> Option<LoggingLevel> {
@@ -135,6 +164,49 @@ impl Peers {
                 Ok(Ok(())) => {}
                 Ok(Err(SubscriptionSendError::SubscriptionClosed)) => self.unlisten(key),
                 _ => tracing::debug!("could not notify a subscription of the list changes"),
+            }
+        }
+    }
+
+    /// `notifications/resources/updated` for a chat's messages, to each session and listen
+    /// stream subscribed to them (under the URI each one used).
+    pub async fn notify_messages(&self, chat_id: &str) {
+        let sessions: Vec<(Peer<RoleServer>, String)> = {
+            let mut sessions = lock(&self.sessions);
+            sessions.retain(|c| !c.peer.is_transport_closed());
+            sessions
+                .iter()
+                .filter_map(|c| Some((c.peer.clone(), c.session.subscribed_uri(chat_id)?)))
+                .collect()
+        };
+        for (p, uri) in sessions {
+            let sent = tokio::time::timeout(
+                SEND_TIMEOUT,
+                p.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                tracing::debug!("could not tell a session of a new message");
+            }
+        }
+        let listeners: Vec<(u64, SubscriptionSink, String)> = lock(&self.listeners)
+            .iter()
+            .filter_map(|(key, sink)| {
+                let uri = sink
+                    .accepted()
+                    .resource_subscriptions
+                    .as_ref()?
+                    .iter()
+                    .find(|u| messages_chat(u).as_deref() == Some(chat_id))?
+                    .clone();
+                Some((*key, sink.clone(), uri))
+            })
+            .collect();
+        for (key, sink, uri) in listeners {
+            match tokio::time::timeout(SEND_TIMEOUT, sink.notify_resource_updated(uri)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(SubscriptionSendError::SubscriptionClosed)) => self.unlisten(key),
+                _ => tracing::debug!("could not tell a subscription of a new message"),
             }
         }
     }

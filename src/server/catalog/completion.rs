@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::chat_directory::ChatEntry;
 use super::prompts::{self, SINCE_CHOICES};
-use super::resources::{self, APP_STATUS_URI, CHAT_TEMPLATE};
+use super::resources::{self, APP_STATUS_URI, CHAT_TEMPLATE, MESSAGES_TEMPLATE};
 use super::{invalid_params, visible_tool_names};
 use crate::tools::Shared;
 
@@ -133,7 +133,7 @@ fn resource_source(
     if !uri.contains(&format!("{{{arg}}}")) {
         return Err(unknown_argument(arg, &format!("resource `{uri}`")));
     }
-    Ok(if uri == CHAT_TEMPLATE {
+    Ok(if uri == CHAT_TEMPLATE || uri == MESSAGES_TEMPLATE {
         Source::ChatIds
     } else {
         Source::Nothing

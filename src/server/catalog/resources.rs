@@ -3,6 +3,10 @@
 //! - `lark://app/status`: what `get_app_status` returns.
 //! - `lark://users/{open_id}`: what `get_user` returns for that open_id.
 //! - `lark://chats/{chat_id}`: what `get_chat` returns for that chat.
+//! - `lark://chats/{chat_id}/messages`: the messages received in that chat over the long
+//!   connection and still kept (what `get_new_messages` returns for it). Clients subscribe
+//!   to it (`resources/subscribe`, or `subscriptions/listen` from 2026-07-28) and hear
+//!   `notifications/resources/updated` as each message arrives.
 //!
 //! A read runs the tool itself (the same argument checks, id bounds and percent-encoding
 //! of path ids), so a resource can never show more than, or differ from, its tool. A
@@ -29,6 +33,8 @@ use crate::tools::{Progress, Shared, ToolCtx, ToolError};
 pub const APP_STATUS_URI: &str = "lark://app/status";
 pub const USER_TEMPLATE: &str = "lark://users/{open_id}";
 pub const CHAT_TEMPLATE: &str = "lark://chats/{chat_id}";
+pub const MESSAGES_TEMPLATE: &str = "lark://chats/{chat_id}/messages";
+const MESSAGES_SUFFIX: &str = "/messages";
 const USERS_PREFIX: &str = "lark://users/";
 const CHATS_PREFIX: &str = "lark://chats/";
 const JSON: &str = "application/json";
@@ -46,6 +52,7 @@ enum Target {
     AppStatus,
     User(String),
     Chat(String),
+    ChatMessages(String),
 }
 
 impl Target {
@@ -54,6 +61,7 @@ impl Target {
             Target::AppStatus => "get_app_status",
             Target::User(_) => "get_user",
             Target::Chat(_) => "get_chat",
+            Target::ChatMessages(_) => "get_new_messages",
         }
     }
 
@@ -61,7 +69,7 @@ impl Target {
         let args = match self {
             Target::AppStatus => json!({}),
             Target::User(id) => json!({"user_id": id, "id_type": "open_id"}),
-            Target::Chat(id) => json!({"chat_id": id}),
+            Target::Chat(id) | Target::ChatMessages(id) => json!({"chat_id": id}),
         };
         match args {
             Value::Object(o) => o,
@@ -72,6 +80,8 @@ impl Target {
     fn ttl_ms(&self) -> u64 {
         match self {
             Target::AppStatus => STATUS_TTL_MS,
+            // Changes with every message; subscribers hear when.
+            Target::ChatMessages(_) => 0,
             _ => ENTITY_TTL_MS,
         }
     }
@@ -98,10 +108,22 @@ fn parse(uri: &str) -> Option<Target> {
     if let Some(id) = segment(uri, USERS_PREFIX) {
         return id.starts_with("ou_").then_some(Target::User(id));
     }
+    if let Some(id) = messages_chat(uri) {
+        return Some(Target::ChatMessages(id));
+    }
     if let Some(id) = segment(uri, CHATS_PREFIX) {
         return id.starts_with("oc_").then_some(Target::Chat(id));
     }
     None
+}
+
+/// The chat a `lark://chats/{chat_id}/messages` URI names, if it is one.
+pub fn messages_chat(uri: &str) -> Option<String> {
+    if uri.len() > MAX_URI_BYTES {
+        return None;
+    }
+    let id = segment(uri.strip_suffix(MESSAGES_SUFFIX)?, CHATS_PREFIX)?;
+    id.starts_with("oc_").then_some(id)
 }
 
 /// Why a URI names nothing, in words a client author can act on.
@@ -112,11 +134,11 @@ fn unknown_because(uri: &str, shown: &str) -> String {
         )
     } else if uri.starts_with(CHATS_PREFIX) {
         format!(
-            "`{shown}` does not match {CHAT_TEMPLATE}: one chat_id (oc_…), percent-encoded, and nothing after it"
+            "`{shown}` does not match {CHAT_TEMPLATE} or {MESSAGES_TEMPLATE}: one chat_id (oc_…), percent-encoded"
         )
     } else {
         format!(
-            "`{shown}` is not a resource of this server; it serves {APP_STATUS_URI}, {USER_TEMPLATE} and {CHAT_TEMPLATE}"
+            "`{shown}` is not a resource of this server; it serves {APP_STATUS_URI}, {USER_TEMPLATE}, {CHAT_TEMPLATE} and {MESSAGES_TEMPLATE}"
         )
     }
 }
@@ -143,6 +165,14 @@ pub fn templates(visible: &BTreeSet<&'static str>) -> Vec<ResourceTemplate> {
             ResourceTemplate::new(CHAT_TEMPLATE, "chat")
                 .with_title("Lark chat")
                 .with_description("A chat's details by chat_id (oc_…): name, owner, type, member counts, whether the bot is in it (as get_chat returns them).")
+                .with_mime_type(JSON),
+        );
+    }
+    if visible.contains("get_new_messages") {
+        out.push(
+            ResourceTemplate::new(MESSAGES_TEMPLATE, "chat_messages")
+                .with_title("Messages received in a Lark chat")
+                .with_description("Messages people sent to a chat (oc_…) since the server started, as they arrive over Lark's long connection (as get_new_messages returns them). Subscribe to hear of each new one.")
                 .with_mime_type(JSON),
         );
     }
@@ -211,7 +241,9 @@ fn unknown_id(target: &Target, e: &ToolError) -> String {
     let what = match target {
         Target::AppStatus => return e.text.clone(),
         Target::User(id) => format!("no user with open_id `{id}` that this app can see"),
-        Target::Chat(id) => format!("no chat `{id}` that this app can see"),
+        Target::Chat(id) | Target::ChatMessages(id) => {
+            format!("no chat `{id}` that this app can see")
+        }
     };
     let mut facts = Vec::new();
     if let Some(c) = l.code {
@@ -334,6 +366,11 @@ mod tests {
             parse("lark://chats/oc_%61bc"),
             Some(Target::Chat("oc_abc".into()))
         );
+        assert_eq!(
+            parse("lark://chats/oc_%61bc/messages"),
+            Some(Target::ChatMessages("oc_abc".into()))
+        );
+        assert_eq!(messages_chat("lark://chats/oc_abc"), None);
         // Decoded ids stay one id: the tool percent-encodes them again as one segment.
         assert_eq!(
             parse("lark://users/ou_a%2F..%2Fb"),
@@ -365,9 +402,10 @@ mod tests {
             .iter()
             .map(|d| d.meta.name)
             .collect();
-        assert_eq!(templates(&all).len(), 2);
+        assert_eq!(templates(&all).len(), 3);
         let mut no_chats = all.clone();
         no_chats.remove("get_chat");
+        no_chats.remove("get_new_messages");
         let t = templates(&no_chats);
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].uri_template, USER_TEMPLATE);
