@@ -201,6 +201,30 @@ pub struct PolicyArgs {
     /// Seconds between re-reads of the granted scopes.
     #[arg(long, env = "LARK_MCP_SCOPE_REFRESH_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub scope_refresh_secs: u64,
+    /// Whom write tools may reach (comma-separated): chat ids (oc_…), open_ids (ou_…),
+    /// emails, department ids (od-…: their members), `*`; `!entry` denies and wins. Unset:
+    /// anyone the app can reach.
+    #[arg(long, env = "LARK_MCP_ALLOW_RECIPIENTS", value_delimiter = ',')]
+    pub allow_recipients: Option<Vec<String>>,
+    /// At most N messages sent (send, reply, forward) per period, e.g. 30/h or 200/d: per
+    /// server, and per session too over HTTP.
+    #[arg(long, env = "LARK_MCP_SEND_BUDGET")]
+    pub send_budget: Option<String>,
+    /// Which calls a person confirms first (MCP elicitation): none, destructive (recall,
+    /// dissolve, remove members, …) or writes (every call that writes).
+    #[arg(
+        long,
+        env = "LARK_MCP_CONFIRM",
+        value_enum,
+        default_value = "destructive"
+    )]
+    pub confirm: crate::tools::guard::ConfirmMode,
+    /// Append one JSON line per write attempt to this file (created 0600).
+    #[arg(long, env = "LARK_MCP_AUDIT_LOG")]
+    pub audit_log: Option<std::path::PathBuf>,
+    /// Also keep what was sent in the audit log (off: who, to whom, result only).
+    #[arg(long, env = "LARK_MCP_AUDIT_BODIES")]
+    pub audit_bodies: bool,
 }
 
 impl PolicyArgs {
@@ -212,6 +236,26 @@ impl PolicyArgs {
             read_only: self.read_only,
             allow_read_dirs: self.allow_read_dirs.clone(),
             download_dir: self.download_dir.clone(),
+        })
+    }
+
+    /// The guard rails on writes; an unreadable rule or an unopenable log is an error.
+    pub fn guard(&self) -> Result<crate::tools::guard::GuardConfig, String> {
+        use crate::tools::guard::{GuardConfig, Recipients, audit::AuditLog, budget::BudgetSpec};
+        Ok(GuardConfig {
+            recipients: self
+                .allow_recipients
+                .as_deref()
+                .map(Recipients::parse)
+                .transpose()?,
+            budget: self
+                .send_budget
+                .as_deref()
+                .map(BudgetSpec::parse)
+                .transpose()?,
+            confirm: self.confirm,
+            audit_log: self.audit_log.as_deref().map(AuditLog::open).transpose()?,
+            audit_bodies: self.audit_bodies,
         })
     }
 }

@@ -66,6 +66,7 @@ async fn start_sandbox(seed: Seed, options: Options, port: u16) -> Sandbox {
 /// The shared server state, with an in-process sandbox when `--sandbox` is given.
 async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Option<Sandbox>) {
     let rules = policy.policy().unwrap_or_else(|e| fail(2, &e));
+    let guard = policy.guard().unwrap_or_else(|e| fail(2, &e));
     let (cfg, sandbox) = if lark.sandbox {
         let seed = load_seed(&lark.seed);
         let (app_id, secret) = (seed.app.app_id.clone(), seed.app.app_secret.clone());
@@ -96,7 +97,8 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
     };
     let shared = Arc::new(
         Shared::new(client, rules, policy.scope_check)
-            .with_directory(directory, Duration::from_millis(policy.directory_wait_ms)),
+            .with_directory(directory, Duration::from_millis(policy.directory_wait_ms))
+            .with_guard(guard),
     );
     shared.set_identity_mode(policy.identity, policy.allow_send_as_user);
     (shared, sandbox)

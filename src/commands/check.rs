@@ -62,5 +62,30 @@ fn render(status: &AppStatus) -> String {
     for h in &status.hidden_tools {
         let _ = writeln!(out, "  {}: {}", h.name, h.why);
     }
+    let g = &status.guard_rails;
+    let _ = writeln!(out, "Guard rails on writes:");
+    let _ = writeln!(
+        out,
+        "  recipients:   {}",
+        g.allow_recipients
+            .as_ref()
+            .map(|r| if r.is_empty() {
+                "nobody".to_string()
+            } else {
+                r.join(", ")
+            })
+            .unwrap_or_else(|| "anyone the app can reach (--allow-recipients)".into())
+    );
+    let _ = writeln!(
+        out,
+        "  send budget:  {}",
+        g.send_budget.as_deref().unwrap_or("none (--send-budget)")
+    );
+    let _ = writeln!(out, "  confirm:      {} (--confirm)", g.confirm);
+    let _ = writeln!(
+        out,
+        "  audit log:    {}",
+        g.audit_log.as_deref().unwrap_or("none (--audit-log)")
+    );
     out
 }

@@ -40,6 +40,22 @@ pub enum Safety {
     Unsafe,
 }
 
+tokio::task_local! {
+    /// The log ids of the Lark calls one tool call made, for its audit line.
+    static LOG_IDS: std::cell::RefCell<Vec<String>>;
+}
+
+/// Runs `work`, returning with its output the log ids of the successful Lark calls it made.
+pub async fn with_log_ids<F: std::future::Future>(work: F) -> (F::Output, Vec<String>) {
+    LOG_IDS
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let out = work.await;
+            let ids = LOG_IDS.try_with(|ids| ids.take()).unwrap_or_default();
+            (out, ids)
+        })
+        .await
+}
+
 #[derive(Debug, Clone)]
 pub struct Request {
     /// What the call does, in words an agent understands ("look up users by email").
@@ -371,10 +387,18 @@ impl LarkClient {
     ) -> Result<Response, LarkError> {
         req.fix_dedupe_key();
         let req = &req;
-        self.retried(req, cancel, || {
-            self.attempt(req, |token| async move { self.send(req, &token).await })
-        })
-        .await
+        let out = self
+            .retried(req, cancel, || {
+                self.attempt(req, |token| async move { self.send(req, &token).await })
+            })
+            .await;
+        if let Ok(Response {
+            log_id: Some(id), ..
+        }) = &out
+        {
+            let _ = LOG_IDS.try_with(|ids| ids.borrow_mut().push(id.clone()));
+        }
+        out
     }
 
     /// Downloads the file `req` (a GET) answers into `sink`, chunk by chunk, refusing one
@@ -495,6 +519,12 @@ impl LarkClient {
     /// `chat_id`, so all of its names are paced as one receiver.
     pub fn learn_receiver(&self, name: &str, chat_id: &str) {
         self.inner.pacer.learn(name, chat_id);
+    }
+
+    /// The chat a message (or another name of a receiver) is known to be in, from what
+    /// was read or sent before.
+    pub fn known_chat(&self, name: &str) -> Option<String> {
+        self.inner.pacer.chat_of(name)
     }
 
     /// The HTTP request for `req`, without a timeout: each caller bounds its own waits.

@@ -16,6 +16,7 @@ pub mod user_auth;
 
 pub use client::{
     Download, DownloadError, FileSink, FormPart, LarkClient, Request, Response, Safety,
+    with_log_ids,
 };
 pub use config::{FEISHU_BASE, LARK_BASE, LarkConfig, parse_domain};
 pub use error::{Details, ErrorKind, FieldViolation, Help, LarkError, PermissionViolation};

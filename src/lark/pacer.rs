@@ -191,6 +191,13 @@ impl Pacer {
         }
     }
 
+    /// The chat `name` is known to reach (a message id: the chat it is in).
+    pub fn chat_of(&self, name: &str) -> Option<String> {
+        let lanes = lock(&self.state);
+        let chat = Self::canonical(&lanes, name);
+        (chat != Self::normalize(name) && chat.starts_with("oc_")).then_some(chat)
+    }
+
     /// Records that `name` (an email, open_id, message id, …) reaches the chat `chat_id`,
     /// so sends under either name share one lane from now on.
     pub fn learn(&self, name: &str, chat_id: &str) {

@@ -28,10 +28,11 @@ use super::catalog;
 use super::mcp_log;
 use super::peers::Session;
 use crate::lark::ErrorKind;
+use crate::tools::guard::{Asker, audit};
 use crate::tools::policy::Hidden;
 use crate::tools::{Progress, Shared, ToolCtx};
 
-pub const INSTRUCTIONS: &str = "Lark/Feishu directory and messaging, acting as the app's bot. People are identified by open_id (ou_…): resolve an email with lookup_user_by_email before messaging or fetching someone. send_message takes an email, open_id or chat_id (oc_…) and one content form (text, markdown, card, …); list_messages reads a chat's history with since/until like 24h or 7d. Departments use open_department_id (od-…), \"0\" is the root. If a tool fails on permissions or seems missing, get_app_status says which Lark scope the app lacks.";
+pub const INSTRUCTIONS: &str = "Lark/Feishu directory and messaging, acting as the app's bot. People are identified by open_id (ou_…): resolve an email with lookup_user_by_email before messaging or fetching someone. send_message takes an email, open_id or chat_id (oc_…) and one content form (text, markdown, card, …); list_messages reads a chat's history with since/until like 24h or 7d. Departments use open_department_id (od-…), \"0\" is the root. If a tool fails on permissions or seems missing, get_app_status says which Lark scope the app lacks. Every write tool takes dry_run: true to show exactly what it would send, sending nothing.";
 
 /// How long a client may cache server/discover: what the server is and does changes only
 /// with a restart.
@@ -158,18 +159,36 @@ impl LarkMcp {
         });
     }
 
-    /// Runs a visible tool; used by `call` and by tools/call.
+    /// Runs a visible tool for the `call` command (a person at the command line).
     pub async fn call(
         &self,
         name: &str,
         args: rmcp::model::JsonObject,
         mut ctx: ToolCtx,
     ) -> CallToolResult {
+        ctx.call.asker = Asker::Operator;
+        match self.run_tool(name, args, ctx).await {
+            CallToolResponse::Complete(r) => r,
+            _ => CallToolResult::error(vec![ContentBlock::text(
+                "the call asked for input, which the command line cannot give".to_string(),
+            )]),
+        }
+    }
+
+    /// Runs a visible tool, applies the write guard rails' outcome and audits writes.
+    pub async fn run_tool(
+        &self,
+        name: &str,
+        args: rmcp::model::JsonObject,
+        mut ctx: ToolCtx,
+    ) -> CallToolResponse {
         let Some(def) = crate::tools::find(name) else {
             return CallToolResult::error(vec![ContentBlock::text(format!(
                 "Unknown tool `{name}`."
-            ))]);
+            ))])
+            .into();
         };
+        ctx.call.tool = Some(&def.meta);
         let mut visible = self.shared.visibility(def).await;
         if matches!(
             visible,
@@ -185,10 +204,13 @@ impl LarkMcp {
                 return CallToolResult::error(vec![ContentBlock::text(format!(
                     "Tool `{name}` is not available: {}.",
                     why.explain(self.shared.client.config())
-                ))]);
+                ))])
+                .into();
             }
         }
         let cancel = ctx.cancel.clone();
+        let record = ctx.call.record.clone();
+        let acting = ctx.acting;
         let _running = self.shared.begin_call();
         // A bug in one tool must cost one answer, not the request: rmcp would never
         // reply to a request whose handler panicked.
@@ -196,7 +218,11 @@ impl LarkMcp {
             panic_on_request(name);
             def.run(ctx, args).await
         };
-        let outcome = AssertUnwindSafe(run).catch_unwind().await;
+        let (outcome, log_ids) =
+            crate::lark::with_log_ids(AssertUnwindSafe(run).catch_unwind()).await;
+        if !def.meta.read_only {
+            audit::write_attempt(&self.shared, name, acting, &record, &outcome, &log_ids);
+        }
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(panic) => {
@@ -208,7 +234,8 @@ impl LarkMcp {
                 tracing::error!(tool = name, panic = %what, "tool call panicked");
                 return CallToolResult::error(vec![ContentBlock::text(format!(
                     "Tool `{name}` failed with an internal error (a bug in this server; it is logged with the tool name). The server keeps serving. If the tool writes, check whether it took effect before calling it again."
-                ))]);
+                ))])
+                .into();
             }
         };
         match outcome {
@@ -217,9 +244,22 @@ impl LarkMcp {
                 for m in outcome.media {
                     result.content.push(ContentBlock::image(m.base64, m.mime));
                 }
-                result
+                result.into()
             }
+            Err(e) if e.dry_run.is_some() => {
+                CallToolResult::structured(e.dry_run.map(|v| *v).unwrap_or_default()).into()
+            }
+            Err(e) if e.input_required.is_some() => match e.input_required {
+                Some(r) => CallToolResponse::InputRequired(*r),
+                None => CallToolResult::error(vec![ContentBlock::text(e.text)]).into(),
+            },
             Err(e) => {
+                if e.lark.as_ref().is_some_and(|l| l.code.is_some()) {
+                    // Lark answered and refused: nothing was sent, so the send is not spent.
+                    let taken =
+                        std::mem::take(&mut crate::tools::guard::lock_record(&record).taken);
+                    taken.iter().for_each(|w| w.give_back());
+                }
                 if e.lark
                     .as_ref()
                     .is_some_and(|l| l.kind == ErrorKind::MissingScope)
@@ -228,7 +268,7 @@ impl LarkMcp {
                     let shared = self.shared.clone();
                     tokio::spawn(async move { shared.reread_scopes_soon(&cancel).await });
                 }
-                CallToolResult::error(vec![ContentBlock::text(e.text)])
+                CallToolResult::error(vec![ContentBlock::text(e.text)]).into()
             }
         }
     }
@@ -409,20 +449,46 @@ impl ServerHandler for LarkMcp {
                 None,
             ));
         }
-        let ctx = ToolCtx::new(
+        let mut ctx = ToolCtx::new(
             self.shared.clone(),
             context.ct.clone(),
             Progress::new(context.peer.clone(), context.meta.get_progress_token()),
         );
         let args = request.arguments.unwrap_or_default();
+        let stateless = context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        ctx.call.args_digest = crate::tools::guard::digest(&request.name, &args);
+        if stateless {
+            // No session: the send budget is the server's alone.
+            let asks = context
+                .meta
+                .client_capabilities()
+                .is_some_and(|c| c.elicitation.is_some());
+            if asks {
+                ctx.call.asker = Asker::Stateless {
+                    responses: request.input_responses,
+                    state: request.request_state,
+                };
+            }
+        } else {
+            ctx.call.session = Some(self.session.clone());
+            if context
+                .peer
+                .supported_elicitation_modes()
+                .contains(&rmcp::service::ElicitationMode::Form)
+            {
+                ctx.call.asker = Asker::Session(context.peer.clone());
+            }
+        }
         let log_level = context.meta.log_level();
         let result = mcp_log::during_request(
             &context.peer,
             log_level,
-            self.call(&request.name, args, ctx),
+            self.run_tool(&request.name, args, ctx),
         )
         .await;
-        Ok(result.into())
+        Ok(result)
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

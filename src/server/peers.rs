@@ -38,6 +38,8 @@ pub struct Session {
     /// Subscribed URIs as the client wrote them, keyed by the chat they name (a client may
     /// percent-encode an id; it hears of updates under its own spelling).
     subscribed: Mutex<BTreeMap<String, String>>,
+    /// This session's share of `--send-budget` (HTTP sessions each have one).
+    send_window: std::sync::OnceLock<Arc<crate::tools::guard::budget::Window>>,
 }
 
 impl Session {
@@ -53,6 +55,15 @@ impl Session {
         }
         subs.insert(chat_id, uri);
         true
+    }
+
+    pub fn send_window(
+        &self,
+        spec: &crate::tools::guard::budget::BudgetSpec,
+    ) -> Arc<crate::tools::guard::budget::Window> {
+        self.send_window
+            .get_or_init(|| Arc::new(crate::tools::guard::budget::Window::new(spec.clone())))
+            .clone()
     }
 
     pub fn unsubscribe(&self, chat_id: &str) {

@@ -59,6 +59,9 @@ pub struct Shared {
     pub inbox: std::sync::Arc<crate::lark::inbox::Inbox>,
     /// The long connection, once started.
     pub longconn: std::sync::OnceLock<crate::lark::longconn::LongConn>,
+    /// The guard rails on writes (`--allow-recipients`, `--send-budget`, `--confirm`,
+    /// `--audit-log`).
+    pub guard: super::guard::Guard,
     /// Tool calls running now, for a graceful shutdown.
     in_flight: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
@@ -108,9 +111,16 @@ impl Shared {
             directory_wait: Duration::from_secs(3),
             inbox: std::sync::Arc::new(crate::lark::inbox::Inbox::new(200, 5000)),
             longconn: std::sync::OnceLock::new(),
+            guard: super::guard::Guard::default(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The guard rails on writes, before the server starts.
+    pub fn with_guard(mut self, config: super::guard::GuardConfig) -> Shared {
+        self.guard = super::guard::Guard::new(config);
+        self
     }
 
     /// The directory's settings (`--directory-*`), before the server starts.
@@ -395,6 +405,24 @@ pub struct ToolCtx {
     pub progress: Progress,
     /// Whom this call acts as (set by the server from [`Shared::visibility`]).
     pub acting: Acting,
+    /// What the guard rails need of this call.
+    pub call: CallInfo,
+}
+
+/// One call as the guard rails see it (set by the server).
+#[derive(Clone, Default)]
+pub struct CallInfo {
+    pub tool: Option<&'static super::ToolMeta>,
+    /// `dry_run: true`: answer with what would be sent, send nothing.
+    pub dry_run: bool,
+    /// How a person can be asked to confirm.
+    pub asker: super::guard::Asker,
+    /// The MCP session (HTTP sessions have their own send budget).
+    pub session: Option<std::sync::Arc<crate::server::peers::Session>>,
+    /// Binds a 2026-07-28 confirmation to these very arguments.
+    pub args_digest: u64,
+    /// Filled by the guard; read for the audit log when the call ends.
+    pub record: std::sync::Arc<std::sync::Mutex<super::guard::Record>>,
 }
 
 impl ToolCtx {
@@ -409,6 +437,7 @@ impl ToolCtx {
             cancel,
             progress,
             acting: Acting::Bot,
+            call: CallInfo::default(),
         }
     }
 
@@ -424,10 +453,25 @@ impl ToolCtx {
         }
     }
 
+    /// A write: through the guard rails, then to Lark.
+    pub async fn write(
+        &self,
+        w: super::guard::Write,
+        req: crate::lark::Request,
+    ) -> Result<crate::lark::Response, super::ToolError> {
+        self.guard(w, &req).await?;
+        Ok(self.client().call(req, &self.cancel).await?)
+    }
+
     /// A DELETE whose repetition is harmless (recall, unpin, dissolve, …).
-    pub async fn delete(&self, op: &str, path: String) -> Result<(), super::ToolError> {
+    pub async fn delete(
+        &self,
+        w: super::guard::Write,
+        op: &str,
+        path: String,
+    ) -> Result<(), super::ToolError> {
         let req = crate::lark::Request::new(op, crate::lark::Method::DELETE, path).idempotent();
-        self.client().call(req, &self.cancel).await?;
+        self.write(w, req).await?;
         Ok(())
     }
 }

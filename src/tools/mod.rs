@@ -6,6 +6,7 @@
 
 pub mod content;
 pub mod context;
+pub mod guard;
 pub mod ids;
 pub mod names;
 pub mod output;
@@ -220,21 +221,24 @@ pub struct ToolError {
     pub text: String,
     /// The Lark error behind it, when there was one.
     pub lark: Option<Box<LarkError>>,
+    /// A dry run's answer: the call stopped before Lark, and this is what it would send.
+    pub dry_run: Option<Box<Value>>,
+    /// 2026-07-28: the client must ask the person and call again (a confirmation).
+    pub input_required: Option<Box<rmcp::model::InputRequiredResult>>,
 }
 
 impl ToolError {
     /// A bad argument, named.
     pub fn invalid(field: &str, why: impl std::fmt::Display) -> ToolError {
-        ToolError {
-            text: format!("Invalid argument `{field}`: {why}"),
-            lark: None,
-        }
+        ToolError::msg(format!("Invalid argument `{field}`: {why}"))
     }
 
     pub fn msg(text: impl Into<String>) -> ToolError {
         ToolError {
             text: text.into(),
             lark: None,
+            dry_run: None,
+            input_required: None,
         }
     }
 }
@@ -244,6 +248,8 @@ impl From<LarkError> for ToolError {
         ToolError {
             text: e.to_string(),
             lark: Some(Box::new(e)),
+            dry_run: None,
+            input_required: None,
         }
     }
 }
@@ -317,15 +323,31 @@ impl ToolDef {
         meta: ToolMeta,
         run: Arc<Runner>,
     ) -> ToolDef {
+        let (mut input_schema, mut output_schema) = (schema::input::<A>(), schema::output::<O>());
+        if !meta.read_only {
+            // Every write can be tried without effect; its answer is then the preview.
+            input_schema = schema::with_dry_run(&input_schema);
+            output_schema = schema::or_dry_run(&output_schema);
+        }
         ToolDef {
             meta,
-            input_schema: schema::input::<A>(),
-            output_schema: schema::output::<O>(),
+            input_schema,
+            output_schema,
             run,
         }
     }
 
-    pub fn run(&self, ctx: ToolCtx, mut args: JsonObject) -> BoxFuture {
+    pub fn run(&self, mut ctx: ToolCtx, mut args: JsonObject) -> BoxFuture {
+        if !self.meta.read_only {
+            match args.remove(schema::DRY_RUN) {
+                None | Some(Value::Null) => {}
+                Some(Value::Bool(b)) => ctx.call.dry_run = b,
+                Some(_) => {
+                    let e = ToolError::invalid(schema::DRY_RUN, "must be true or false");
+                    return Box::pin(async move { Err(e) });
+                }
+            }
+        }
         integers_as_strings(&self.input_schema, &mut args);
         (self.run)(ctx, args)
     }

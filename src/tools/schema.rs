@@ -16,6 +16,28 @@ pub fn output<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     compact(rmcp::handler::server::common::schema_for_output::<T>())
 }
 
+/// The argument every write tool takes: run nothing, answer with what would be sent.
+pub const DRY_RUN: &str = "dry_run";
+
+pub fn with_dry_run(schema: &Arc<JsonObject>) -> Arc<JsonObject> {
+    let mut s = (**schema).clone();
+    if let Some(Value::Object(props)) = s.get_mut("properties") {
+        props.insert(DRY_RUN.into(), serde_json::json!({"type": "boolean"}));
+    }
+    Arc::new(s)
+}
+
+/// A write's result, or a dry run's preview (which has none of the result's fields).
+pub fn or_dry_run(schema: &Arc<JsonObject>) -> Arc<JsonObject> {
+    let mut s = (**schema).clone();
+    s.remove("required");
+    if let Some(Value::Object(props)) = s.get_mut("properties") {
+        props.insert(DRY_RUN.into(), serde_json::json!({"type": "boolean"}));
+        props.insert("request".into(), serde_json::json!({"type": "object"}));
+    }
+    Arc::new(s)
+}
+
 fn compact(schema: Arc<JsonObject>) -> Arc<JsonObject> {
     let mut v = Value::Object((*schema).clone());
     trim(&mut v, true);
@@ -83,8 +105,10 @@ fn trim(v: &mut Value, top: bool) {
             if o.get("additionalProperties") == Some(&Value::Bool(true)) {
                 o.remove("additionalProperties");
             }
-            // A `null` default says nothing an absent field does not.
-            if o.get("default").is_some_and(Value::is_null) {
+            // A `null`, `false` or `[]` default says nothing an absent field does not.
+            if o.get("default").is_some_and(|d| {
+                d.is_null() || *d == Value::Bool(false) || d.as_array().is_some_and(Vec::is_empty)
+            }) {
                 o.remove("default");
             }
             for (_, child) in o.iter_mut() {

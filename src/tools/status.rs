@@ -40,6 +40,8 @@ pub struct AppStatus {
     pub visible_tools: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hidden_tools: Vec<HiddenTool>,
+    /// The guard rails on writes: recipients, send budget, confirmation, audit log.
+    pub guard_rails: crate::tools::guard::GuardStatus,
     /// Lark's long connection (toolset `events`): absent when it is not running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub long_connection: Option<crate::lark::longconn::ConnStatus>,
@@ -74,6 +76,7 @@ pub async fn app_status(shared: &Shared, cancel: &CancellationToken, how: Gather
         problem: None,
         visible_tools: Vec::new(),
         hidden_tools: Vec::new(),
+        guard_rails: shared.guard.status(),
         long_connection: shared.longconn.get().map(|c| c.status()),
         bot_error: None,
         scope_error: None,

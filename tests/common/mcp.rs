@@ -8,8 +8,11 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam, Tool};
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams,
+    ElicitResult, ElicitationAction, Implementation, ProgressNotificationParam, Tool,
+};
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::Value;
@@ -74,13 +77,36 @@ pub fn read_only_tools() -> Vec<String> {
 pub struct Seen {
     pub progress: Vec<ProgressNotificationParam>,
     pub tool_list_changed: usize,
+    /// The messages of the confirmations the server asked for.
+    pub elicitations: Vec<String>,
 }
 
-/// A client handler that records notifications.
+/// How the client answers a confirmation, like a person would.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Answer {
+    /// Declares elicitation and accepts (the default: a person who says yes).
+    #[default]
+    Accept,
+    Decline,
+    Cancel,
+    /// A client without elicitation.
+    CannotAsk,
+}
+
+/// A client handler that records notifications and answers confirmations.
 #[derive(Clone, Default)]
-pub struct Events(Arc<Mutex<Seen>>);
+pub struct Events(Arc<Mutex<Seen>>, Arc<Mutex<Answer>>);
 
 impl Events {
+    pub fn with_answer(answer: Answer) -> Events {
+        Events(Arc::default(), Arc::new(Mutex::new(answer)))
+    }
+
+    /// How later confirmations are answered (a client declared elicitation or not at start).
+    pub fn answer(&self, answer: Answer) {
+        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = answer;
+    }
+
     pub fn snapshot(&self) -> Seen {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -99,6 +125,36 @@ impl Events {
 }
 
 impl ClientHandler for Events {
+    fn get_info(&self) -> ClientConfig {
+        let answer = *self.1.lock().unwrap_or_else(|e| e.into_inner());
+        let caps = if answer == Answer::CannotAsk {
+            ClientCapabilities::default()
+        } else {
+            ClientCapabilities::builder().enable_elicitation().build()
+        };
+        ClientConfig::new(caps, Implementation::new("lark-mcp-tests", "0"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        if let ElicitRequestParams::FormElicitationParams { message, .. } = request {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elicitations
+                .push(message);
+        }
+        let action = match *self.1.lock().unwrap_or_else(|e| e.into_inner()) {
+            Answer::Accept => ElicitationAction::Accept,
+            Answer::Decline => ElicitationAction::Decline,
+            _ => ElicitationAction::Cancel,
+        };
+        Ok(ElicitResult::new(action))
+    }
+
     async fn on_progress(
         &self,
         params: ProgressNotificationParam,
@@ -199,6 +255,16 @@ impl McpServer {
     }
 
     pub async fn start_env(sbx: &Sbx, args: &[&str], env: &[(&str, &str)]) -> McpServer {
+        McpServer::start_with(sbx, args, env, Events::default()).await
+    }
+
+    /// With a client that answers confirmations as `events` says.
+    pub async fn start_with(
+        sbx: &Sbx,
+        args: &[&str],
+        env: &[(&str, &str)],
+        events: Events,
+    ) -> McpServer {
         let cmd = serve_command(&sbx.base, args, env);
         let (transport, stderr_pipe) = TokioChildProcess::builder(cmd)
             .stderr(Stdio::piped())
@@ -209,7 +275,6 @@ impl McpServer {
         if let Some(pipe) = stderr_pipe {
             stderr.collect(pipe);
         }
-        let events = Events::default();
         let client =
             match tokio::time::timeout(Duration::from_secs(10), events.clone().serve(transport))
                 .await

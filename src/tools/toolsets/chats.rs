@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::lark::scope_sets as scopes;
 use crate::lark::{Method, Request, api_path};
 use crate::tools::content::render::iso_time;
+use crate::tools::guard::{Target, Write};
 use crate::tools::output::NamedId;
 use crate::tools::paging::{Paging, pages, with_paging};
 use crate::tools::{Acting, Needs, ToolCtx, ToolDef, ToolError, ToolMeta, Toolset};
@@ -436,7 +437,7 @@ struct CreateChatArgs {
     owner: Option<String>,
     /// private (default) or public.
     chat_type: Option<ChatType>,
-    /// Retrying with the same key never creates a second chat.
+    /// Retrying with it never creates a second chat.
     idempotency_key: Option<String>,
 }
 
@@ -475,13 +476,18 @@ async fn create_chat(ctx: ToolCtx, a: CreateChatArgs) -> Result<Created, ToolErr
     if let Some(d) = a.description {
         body["description"] = json!(d);
     }
+    let reached = members
+        .iter()
+        .chain(&owner)
+        .map(|id| Target::person(id))
+        .collect();
     if let Some(o) = owner {
         body["owner_id"] = json!(o);
     }
     let req = Request::post("create chat", "/open-apis/im/v1/chats".into(), body)
         .query("user_id_type", "open_id")
         .dedupe_in_query(a.idempotency_key);
-    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let data = ctx.write(Write::reaching(reached), req).await?.into_data();
     Ok(Created {
         chat_id: s(&data, "chat_id").unwrap_or_default(),
         name: s(&data, "name").unwrap_or_default(),
@@ -516,8 +522,11 @@ async fn update_chat(ctx: ToolCtx, a: UpdateChatArgs) -> Result<ChatDone, ToolEr
     if let Some(d) = a.description {
         body.insert("description".into(), json!(d));
     }
+    let mut reached = vec![Target::Chat(a.chat_id.clone())];
     if let Some(o) = a.owner {
         let id = open_ids(&ctx, "owner", &[o]).await?.pop();
+        // The new owner is reached too: the chat becomes theirs.
+        reached.extend(id.iter().map(|id| Target::person(id)));
         body.insert("owner_id".into(), json!(id));
     }
     if body.is_empty() {
@@ -530,7 +539,7 @@ async fn update_chat(ctx: ToolCtx, a: UpdateChatArgs) -> Result<ChatDone, ToolEr
         .query("user_id_type", "open_id")
         .json(Value::Object(body))
         .idempotent();
-    ctx.client().call(req, &ctx.cancel).await?;
+    ctx.write(Write::reaching(reached), req).await?;
     Ok(ChatDone {
         chat_id: a.chat_id,
         ok: true,
@@ -539,7 +548,8 @@ async fn update_chat(ctx: ToolCtx, a: UpdateChatArgs) -> Result<ChatDone, ToolEr
 
 async fn dissolve_chat(ctx: ToolCtx, a: ChatArgs) -> Result<ChatDone, ToolError> {
     let path = chat_path("/open-apis/im/v1/chats/{}", &a.chat_id)?;
-    ctx.delete("dissolve chat", path).await?;
+    ctx.delete(Write::on_chat(&a.chat_id), "dissolve chat", path)
+        .await?;
     Ok(ChatDone {
         chat_id: a.chat_id,
         ok: true,
@@ -676,10 +686,13 @@ async fn change_members(
         .query("member_id_type", "open_id")
         .json(json!({"id_list": ids}))
         .idempotent();
+    let mut reached = vec![Target::Chat(a.chat_id.clone())];
     if add {
         req = req.query("succeed_type", "1");
+        // People added to a chat are reached by it: they are receivers too.
+        reached.extend(ids.iter().map(|id| Target::person(id)));
     }
-    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let data = ctx.write(Write::reaching(reached), req).await?.into_data();
     let mut not_changed: Vec<String> = Vec::new();
     for k in [
         "invalid_id_list",

@@ -42,7 +42,7 @@ pub fn tools() -> Vec<ToolDef> {
             read(
                 "lookup_user_by_email",
                 "Look up users by email or mobile",
-                "Resolve emails or mobile numbers to people's ids and status; use it before messaging someone you know by address.",
+                "Resolve emails or mobile numbers to people's ids and status; use it before messaging someone by address.",
                 scopes::USER_ID_LOOKUP,
             ),
             lookup_user_by_email,
@@ -99,7 +99,7 @@ pub fn tools() -> Vec<ToolDef> {
             read(
                 "list_departments",
                 "List sub-departments",
-                "List the departments under a parent (default the root \"0\"); recursive lists the whole subtree.",
+                "List the departments under a parent (default root \"0\"); recursive lists the subtree.",
                 scopes::DEPARTMENTS_READ,
             ),
             list_departments,
@@ -108,7 +108,7 @@ pub fn tools() -> Vec<ToolDef> {
             read(
                 "get_department_path",
                 "Get a department's path",
-                "Get the chain of departments from the top of the organisation down to the given one.",
+                "Get the chain of departments from the top down to the given one.",
                 scopes::DEPARTMENTS_READ,
             ),
             get_department_path,
@@ -117,7 +117,7 @@ pub fn tools() -> Vec<ToolDef> {
             read(
                 "list_user_groups",
                 "List user groups",
-                "List the tenant's user groups (mailing-list style groups of people and departments).",
+                "List the tenant's user groups (mailing-list style).",
                 scopes::GROUPS_READ,
             ),
             list_user_groups,
@@ -135,7 +135,7 @@ pub fn tools() -> Vec<ToolDef> {
             read(
                 "get_contact_scope",
                 "Get the app's contact range",
-                "Show which part of the directory the app may see: the departments, people and groups granted to it.",
+                "Show which departments, people and groups the app may see.",
                 scopes::CONTACT_RANGE,
             ),
             get_contact_scope,

@@ -27,7 +27,7 @@ pub fn tools() -> Vec<ToolDef> {
             read(
                 "find_people",
                 "Find people by name",
-                "Find people by name (characters, pinyin, initials, English), email or employee number, typos tolerated; use it before send_message when you only have a name.",
+                "Find people by name (Chinese, pinyin, initials, English), email or employee number, typo-tolerant; use it when you only have a name.",
                 // The walk reads the range, departments and people: only this one lets
                 // every step work (tests/scope_agreement.rs).
                 scopes::USERS_BATCH,
@@ -40,7 +40,7 @@ pub fn tools() -> Vec<ToolDef> {
                 ..read(
                     "find_chats",
                     "Find chats by name",
-                    "Find chats by a word of their name (also pinyin); use it before send_message when you only have a chat's name.",
+                    "Find chats by a word of their name (also pinyin); use it when you only have a chat's name.",
                     scopes::CHAT_READ,
                 )
             },

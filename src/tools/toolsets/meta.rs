@@ -16,7 +16,7 @@ pub fn tools() -> Vec<ToolDef> {
                 name: "get_app_status",
                 toolset: Toolset::Meta,
                 title: "Get app status",
-                description: "Check the Lark app behind this server: bot, granted scopes, and which tools are hidden and why. Use it when a tool is missing or fails on permissions.",
+                description: "Check the Lark app behind this server: bot, granted scopes, hidden tools and why. Use it when a tool is missing or fails on permissions.",
                 scopes: &[],
                 read_only: true,
                 destructive: false,

@@ -21,6 +21,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use super::meta;
 use crate::lark::scope_sets as scopes;
 use crate::lark::{DownloadError, FileSink, FormPart, Method, Request, api_path};
+use crate::tools::guard::Write;
 use crate::tools::{Media, Needs, ToolCtx, ToolDef, ToolError};
 
 /// Lark's upload limits.
@@ -354,7 +355,10 @@ async fn upload_image(ctx: ToolCtx, a: UploadArgs) -> Result<Uploaded, ToolError
         },
     ])
     .idempotent();
-    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let data = ctx
+        .write(Write::reaching(Vec::new()), req)
+        .await?
+        .into_data();
     Ok(Uploaded {
         image_key: data["image_key"].as_str().map(String::from),
         file_key: None,
@@ -397,7 +401,10 @@ async fn upload_file(ctx: ToolCtx, a: UploadArgs) -> Result<Uploaded, ToolError>
             },
         ])
         .idempotent();
-    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let data = ctx
+        .write(Write::reaching(Vec::new()), req)
+        .await?
+        .into_data();
     Ok(Uploaded {
         image_key: None,
         file_key: data["file_key"].as_str().map(String::from),
@@ -660,6 +667,9 @@ async fn download_resource(
             "file"
         },
     );
+    // It writes only here (a file in the download directory), but a dry run still shows
+    // what it would fetch, and the audit log records it.
+    ctx.guard(Write::reaching(Vec::new()), &req).await?;
     let (file, part) = {
         let (dir, stem) = (dir.to_path_buf(), safe_name(&a.file_key));
         blocking(move || create_part(&dir, &stem)).await?

@@ -54,7 +54,7 @@ pub fn tools() -> Vec<ToolDef> {
             meta(
                 "send_message",
                 "Send a message",
-                "Send a message to a person (open_id, union_id, user_id or email) or a chat (chat_id), with exactly one content field.",
+                "Send a message to a person or a chat, with exactly one content field.",
                 scopes::MESSAGE_SEND,
                 false,
                 false,

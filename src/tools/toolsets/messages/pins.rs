@@ -9,6 +9,7 @@ use chrono::Utc;
 use super::{Done, MessageIdArgs, message_path};
 use crate::lark::Request;
 use crate::tools::content::render::iso_time;
+use crate::tools::guard::Write;
 use crate::tools::output::NamedId;
 use crate::tools::paging::{pages, with_paging};
 use crate::tools::{ToolCtx, ToolError, when};
@@ -43,13 +44,17 @@ pub(super) async fn pin_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<Pin, T
         json!({"message_id": a.message_id}),
     )
     .idempotent();
-    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let data = ctx
+        .write(Write::on_message(&a.message_id), req)
+        .await?
+        .into_data();
     Ok(pin(&data["pin"], &Default::default()))
 }
 
 pub(super) async fn unpin_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<Done, ToolError> {
     let path = message_path("/open-apis/im/v1/pins/{}", &a.message_id)?;
-    ctx.delete("unpin message", path).await?;
+    ctx.delete(Write::on_message(&a.message_id), "unpin message", path)
+        .await?;
     Ok(Done {
         message_id: a.message_id,
         ok: true,

@@ -8,6 +8,7 @@ use super::{Done, message_path};
 use crate::lark::{Request, api_path};
 use crate::sandbox::api::EMOJI_TYPES;
 use crate::tools::content::render::iso_time;
+use crate::tools::guard::Write;
 use crate::tools::output::NamedId;
 use crate::tools::paging::{pages, with_paging};
 use crate::tools::{ToolCtx, ToolError};
@@ -98,6 +99,7 @@ pub(super) async fn add_reaction(ctx: ToolCtx, a: ReactArgs) -> Result<Reaction,
         path,
         json!({"reaction_type": {"emoji_type": emoji}}),
     );
+    ctx.guard(Write::on_message(&a.message_id), &req).await?;
     let data = ctx
         .client()
         .call(req, &ctx.cancel)
@@ -175,7 +177,8 @@ pub(super) async fn remove_reaction(
         &[&a.message_id, &a.reaction_id],
     )
     .map_err(|e| ToolError::invalid("reaction_id", e.msg))?;
-    ctx.delete("remove reaction", path).await?;
+    ctx.delete(Write::on_message(&a.message_id), "remove reaction", path)
+        .await?;
     Ok(Done {
         message_id: a.message_id,
         ok: true,

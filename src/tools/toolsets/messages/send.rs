@@ -8,6 +8,7 @@ use super::{Done, MessageIdArgs, message_path};
 use crate::lark::{Method, Request};
 use crate::tools::content::compose::{ReceiverType, compose, with_content};
 use crate::tools::content::render::iso_time;
+use crate::tools::guard::{Target, Write};
 use crate::tools::{ToolCtx, ToolError};
 
 #[derive(Serialize, JsonSchema)]
@@ -85,7 +86,7 @@ with_content! {
         to: String,
         /// Inferred from `to` when omitted.
         to_type: Option<ReceiverType>,
-        /// A retry with the same key never sends twice (1 h).
+        /// Retrying with it never sends twice (1 h).
         idempotency_key: Option<String>,
     }
 }
@@ -107,19 +108,19 @@ pub(super) async fn send_message(ctx: ToolCtx, mut a: SendArgs) -> Result<Sent, 
     }
     let kind = ReceiverType::resolve(a.to_type, &a.to);
     let msg = compose(&ctx, a.content()).await?;
-    let req = Request::post(
-        "send message",
-        "/open-apis/im/v1/messages".into(),
-        json!({"receive_id": a.to, "msg_type": msg.msg_type, "content": msg.content}),
-    )
-    .query("receive_id_type", kind.as_str())
-    .dedupe_in_body(a.idempotency_key)
-    .pace(pace_key(&ctx, &a.to, kind).await);
-    let data = ctx
-        .client()
-        .call(ctx.acting(req), &ctx.cancel)
-        .await?
-        .into_data();
+    let req = ctx.acting(
+        Request::post(
+            "send message",
+            "/open-apis/im/v1/messages".into(),
+            json!({"receive_id": a.to, "msg_type": msg.msg_type, "content": msg.content}),
+        )
+        .query("receive_id_type", kind.as_str())
+        .dedupe_in_body(a.idempotency_key),
+    );
+    ctx.guard(Write::message(Target::receiver(&a.to, kind.as_str())), &req)
+        .await?;
+    let req = req.pace(pace_key(&ctx, &a.to, kind).await);
+    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
     Ok(delivered(&ctx, &a.to, &data))
 }
 
@@ -130,7 +131,7 @@ with_content! {
         /// Reply inside the message's thread.
         #[serde(default)]
         in_thread: bool,
-        /// A retry with the same key never sends twice (1 h).
+        /// Retrying with it never sends twice (1 h).
         idempotency_key: Option<String>,
     }
 }
@@ -147,8 +148,10 @@ pub(super) async fn reply_message(ctx: ToolCtx, mut a: ReplyArgs) -> Result<Sent
     .dedupe_in_body(a.idempotency_key)
     .pace(a.message_id.clone());
     let data = ctx
-        .client()
-        .call(ctx.acting(req), &ctx.cancel)
+        .write(
+            Write::message(Target::Message(a.message_id.clone())),
+            ctx.acting(req),
+        )
         .await?
         .into_data();
     Ok(delivered(&ctx, &a.message_id, &data))
@@ -185,7 +188,8 @@ pub(super) async fn edit_message(ctx: ToolCtx, a: EditArgs) -> Result<Done, Tool
         Request::new("edit message", Method::PUT, path)
             .json(json!({"msg_type": msg.msg_type, "content": msg.content}))
     };
-    ctx.client().call(req.idempotent(), &ctx.cancel).await?;
+    ctx.write(Write::on_message(&a.message_id), req.idempotent())
+        .await?;
     Ok(Done {
         message_id: a.message_id,
         ok: true,
@@ -194,7 +198,8 @@ pub(super) async fn edit_message(ctx: ToolCtx, a: EditArgs) -> Result<Done, Tool
 
 pub(super) async fn recall_message(ctx: ToolCtx, a: MessageIdArgs) -> Result<Done, ToolError> {
     let path = message_path("/open-apis/im/v1/messages/{}", &a.message_id)?;
-    ctx.delete("recall message", path).await?;
+    ctx.delete(Write::on_message(&a.message_id), "recall message", path)
+        .await?;
     Ok(Done {
         message_id: a.message_id,
         ok: true,
@@ -222,7 +227,7 @@ pub(super) struct ForwardArgs {
     to: String,
     /// Inferred from `to` when omitted.
     to_type: Option<ForwardTarget>,
-    /// Retrying with the same key never forwards twice.
+    /// Retrying with it never forwards twice.
     idempotency_key: Option<String>,
 }
 
@@ -243,6 +248,9 @@ pub(super) async fn forward_message(ctx: ToolCtx, a: ForwardArgs) -> Result<Sent
         .query("receive_id_type", kind)
         .dedupe_in_query(a.idempotency_key)
         .pace(a.to.clone());
-    let data = ctx.client().call(req, &ctx.cancel).await?.into_data();
+    let data = ctx
+        .write(Write::message(Target::receiver(&a.to, kind)), req)
+        .await?
+        .into_data();
     Ok(delivered(&ctx, &a.to, &data))
 }

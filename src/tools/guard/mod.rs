@@ -1,0 +1,521 @@
+//! Guard rails on writes, applied by every write tool just before its Lark request:
+//! whom it may reach (`--allow-recipients`), how many messages it may send
+//! (`--send-budget`), whether a person must confirm it (`--confirm`, through MCP
+//! elicitation), `dry_run` (what would be sent, nothing sent) and the audit log
+//! (`--audit-log`). Each refusal says which rule refused and that nothing was sent.
+
+pub mod audit;
+pub mod budget;
+pub mod recipients;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::RoleServer;
+use rmcp::model::{
+    ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema,
+    InputRequest, InputRequiredResult, InputResponses,
+};
+use rmcp::service::Peer;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use self::audit::AuditLog;
+use self::budget::{BudgetSpec, Window};
+pub use self::recipients::{Recipients, Target};
+use super::{ToolCtx, ToolError, ToolMeta};
+use crate::lark::{FormPart, Request};
+
+/// Which calls a person confirms first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmMode {
+    /// None: the agent's calls run as made.
+    None,
+    /// Calls that delete or cannot be undone (recall, dissolve, remove members, …).
+    #[default]
+    Destructive,
+    /// Every call that writes.
+    Writes,
+}
+
+impl ConfirmMode {
+    fn applies_to(self, meta: &ToolMeta) -> bool {
+        match self {
+            ConfirmMode::None => false,
+            ConfirmMode::Destructive => meta.destructive,
+            ConfirmMode::Writes => !meta.read_only,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfirmMode::None => "none",
+            ConfirmMode::Destructive => "destructive",
+            ConfirmMode::Writes => "writes",
+        }
+    }
+}
+
+/// The operator's guard rails, from the command line.
+#[derive(Debug, Default)]
+pub struct GuardConfig {
+    pub recipients: Option<Recipients>,
+    pub budget: Option<BudgetSpec>,
+    pub confirm: ConfirmMode,
+    pub audit_log: Option<AuditLog>,
+    pub audit_bodies: bool,
+}
+
+/// How long a person has to answer a confirmation.
+const CONFIRM_WAIT: Duration = Duration::from_secs(600);
+/// Confirmations asked of stateless clients and not yet answered.
+const MAX_PENDING: usize = 1000;
+
+#[derive(Debug, Default)]
+pub struct Guard {
+    config: GuardConfig,
+    budget: Option<Arc<Window>>,
+    /// requestState handle → the call it confirms (tool and arguments) and when asked.
+    pending: Mutex<HashMap<String, (String, u64, Instant)>>,
+}
+
+/// The guard rails as `check` and `get_app_status` show them.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct GuardStatus {
+    /// Whom writes may reach; absent: anyone the app can reach.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_recipients: Option<Vec<String>>,
+    /// Sends allowed per period, and how many are left now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_budget: Option<String>,
+    /// none, destructive or writes: which calls a person confirms.
+    pub confirm: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<String>,
+}
+
+/// What one write is about to do, from the tool that makes it.
+pub struct Write {
+    /// Whom it reaches (the recipient rules apply to each).
+    pub targets: Vec<Target>,
+    /// It sends a message (counts against the send budget).
+    pub sends: bool,
+}
+
+impl Write {
+    /// A message sent to `target`.
+    pub fn message(target: Target) -> Write {
+        Write {
+            targets: vec![target],
+            sends: true,
+        }
+    }
+
+    /// A change that reaches these receivers (a chat, a message's chat, people).
+    pub fn reaching(targets: Vec<Target>) -> Write {
+        Write {
+            targets,
+            sends: false,
+        }
+    }
+
+    /// A change to a message: the rules apply to its chat.
+    pub fn on_message(message_id: &str) -> Write {
+        Write::reaching(vec![Target::Message(message_id.to_string())])
+    }
+
+    /// A change to a chat.
+    pub fn on_chat(chat_id: &str) -> Write {
+        Write::reaching(vec![Target::Chat(chat_id.to_string())])
+    }
+}
+
+/// What the audit log needs of one call, filled as the guard runs.
+#[derive(Debug, Default)]
+pub struct Record {
+    pub receivers: Vec<String>,
+    pub body: Option<Value>,
+    /// Why nothing was sent, when the guard stopped it.
+    pub stopped: Option<&'static str>,
+    /// The send-budget windows this call took a send from (given back if Lark refuses).
+    pub taken: Vec<Arc<Window>>,
+    /// Set once the guard let the call through: its Lark requests are the write.
+    pub passed: bool,
+}
+
+/// How this call's client can be asked to confirm.
+#[derive(Clone, Default)]
+pub enum Asker {
+    /// It cannot (no elicitation), or the call is not from a client (resources, tests).
+    #[default]
+    Unable,
+    /// A session that declared elicitation: ask it now, within the call.
+    Session(Peer<RoleServer>),
+    /// 2026-07-28 with elicitation: answer `input_required`; the retry carries the answer.
+    Stateless {
+        responses: Option<InputResponses>,
+        state: Option<String>,
+    },
+    /// The `call` command: the person at the command line made the call themselves.
+    Operator,
+}
+
+pub fn lock_record(r: &Mutex<Record>) -> std::sync::MutexGuard<'_, Record> {
+    lock(r)
+}
+
+/// Identifies a call (tool and arguments) so that a confirmation answers only it.
+pub fn digest(tool: &str, args: &serde_json::Map<String, Value>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tool.hash(&mut h);
+    serde_json::to_string(args).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Guard {
+    pub fn new(config: GuardConfig) -> Guard {
+        let budget = config.budget.clone().map(|b| Arc::new(Window::new(b)));
+        Guard {
+            config,
+            budget,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn status(&self) -> GuardStatus {
+        GuardStatus {
+            allow_recipients: self.config.recipients.as_ref().map(Recipients::describe),
+            send_budget: self
+                .budget
+                .as_ref()
+                .map(|w| format!("{} ({} left now)", w.spec().text(), w.left())),
+            confirm: self.config.confirm.as_str().into(),
+            audit_log: self
+                .config
+                .audit_log
+                .as_ref()
+                .map(|a| a.path().display().to_string()),
+        }
+    }
+
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.config.audit_log.as_ref()
+    }
+
+    pub fn audit_bodies(&self) -> bool {
+        self.config.audit_bodies
+    }
+
+    fn remember(&self, tool: &str, digest: u64) -> String {
+        let handle = uuid::Uuid::new_v4().simple().to_string();
+        let mut pending = lock(&self.pending);
+        pending.retain(|_, (_, _, at)| at.elapsed() < CONFIRM_WAIT);
+        if pending.len() >= MAX_PENDING {
+            pending.clear();
+        }
+        pending.insert(handle.clone(), (tool.to_string(), digest, Instant::now()));
+        handle
+    }
+
+    /// Whether `handle` was issued for this very call (and is used up by asking).
+    fn redeem(&self, handle: &str, tool: &str, digest: u64) -> bool {
+        let mut pending = lock(&self.pending);
+        match pending.remove(handle) {
+            Some((t, d, at)) => t == tool && d == digest && at.elapsed() < CONFIRM_WAIT,
+            None => false,
+        }
+    }
+}
+
+impl ToolError {
+    /// Not an error: the dry run's answer, returned instead of running the call.
+    pub fn dry_run(preview: Value) -> ToolError {
+        ToolError {
+            text: String::new(),
+            lark: None,
+            dry_run: Some(Box::new(preview)),
+            input_required: None,
+        }
+    }
+
+    fn input_required(result: InputRequiredResult) -> ToolError {
+        ToolError {
+            text: "input required".into(),
+            lark: None,
+            dry_run: None,
+            input_required: Some(Box::new(result)),
+        }
+    }
+}
+
+/// The request as a person or the audit log reads it: the content as JSON, files by name.
+fn request_view(req: &Request) -> Value {
+    let mut body = req.body.clone().unwrap_or(Value::Null);
+    // Lark's `content` is JSON inside a string: shown as the JSON it is.
+    if let Some(content) = body.get("content").and_then(Value::as_str)
+        && let Ok(parsed) = serde_json::from_str::<Value>(content)
+    {
+        body["content"] = parsed;
+    }
+    let mut view = json!({"method": req.method.as_str(), "path": req.path});
+    if !req.query.is_empty() {
+        let q: serde_json::Map<String, Value> = req
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        view["query"] = Value::Object(q);
+    }
+    if !body.is_null() {
+        view["body"] = body;
+    }
+    if let Some(form) = &req.form {
+        let parts: Vec<Value> = form
+            .iter()
+            .map(|p| match p {
+                FormPart::Text { name, value } => json!({"name": name, "value": value}),
+                FormPart::File {
+                    name,
+                    file_name,
+                    mime,
+                    bytes,
+                } => json!({"name": name, "file": file_name, "type": mime, "bytes": bytes.len()}),
+            })
+            .collect();
+        view["form"] = json!(parts);
+    }
+    view
+}
+
+/// The size Lark counts against its limits: the content string, else the whole body.
+fn payload_bytes(req: &Request) -> usize {
+    let body = req.body.as_ref();
+    match body.and_then(|b| b.get("content")).and_then(Value::as_str) {
+        Some(c) => c.len(),
+        None => body.map(|b| b.to_string().len()).unwrap_or(0),
+    }
+}
+
+impl ToolCtx {
+    /// Every write tool calls this right before its Lark request. `Ok` lets it run;
+    /// otherwise the error is the answer (a refusal, a decline, or the dry run's preview).
+    pub async fn guard(&self, w: Write, req: &Request) -> Result<(), ToolError> {
+        let guard = &self.shared.guard;
+        let tool = self.call.tool.map(|m| m.name).unwrap_or("");
+        {
+            let mut r = self.record();
+            r.receivers = w.targets.iter().map(Target::label).collect();
+            if guard.audit_bodies() {
+                r.body = Some(request_view(req));
+            }
+        }
+        if let Some(rules) = &guard.config.recipients
+            && let Err(e) = rules.check(self, &w.targets).await
+        {
+            self.record().stopped = Some("refused");
+            return Err(e);
+        }
+        if self.call.dry_run {
+            self.record().stopped = Some("dry_run");
+            return Err(ToolError::dry_run(json!({
+                "dry_run": true,
+                "would": req.op,
+                "to": w.targets.iter().map(Target::label).collect::<Vec<_>>(),
+                "as": if req.as_user { "user" } else { "bot" },
+                "request": request_view(req),
+                "bytes": payload_bytes(req),
+            })));
+        }
+        let windows = if w.sends {
+            self.budget_windows()
+        } else {
+            Vec::new()
+        };
+        if let Some(wait) = windows
+            .iter()
+            .filter(|w| w.left() == 0)
+            .find_map(|w| w.take().err())
+        {
+            self.record().stopped = Some("refused");
+            return Err(over_budget(&windows, wait));
+        }
+        if let Some(meta) = self.call.tool
+            && guard.config.confirm.applies_to(meta)
+        {
+            self.confirm(tool, &w, req).await?;
+        }
+        let mut taken = Vec::new();
+        for window in &windows {
+            if let Err(wait) = window.take() {
+                taken.iter().for_each(|t: &Arc<Window>| t.give_back());
+                self.record().stopped = Some("refused");
+                return Err(over_budget(&windows, wait));
+            }
+            taken.push(window.clone());
+        }
+        let mut r = self.record();
+        r.taken = taken;
+        r.passed = true;
+        Ok(())
+    }
+
+    fn record(&self) -> std::sync::MutexGuard<'_, Record> {
+        lock(&self.call.record)
+    }
+
+    /// The session's window (HTTP sessions) and the server's.
+    fn budget_windows(&self) -> Vec<Arc<Window>> {
+        let Some(server) = &self.shared.guard.budget else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(session) = &self.call.session {
+            out.push(session.send_window(server.spec()));
+        }
+        out.push(server.clone());
+        out
+    }
+
+    async fn confirm(&self, tool: &str, w: &Write, req: &Request) -> Result<(), ToolError> {
+        let message = self.confirmation_text(w, req).await;
+        let params = ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message,
+            requested_schema: ElicitationSchema::new(BTreeMap::new()),
+        };
+        let answer = match &self.call.asker {
+            Asker::Operator => return Ok(()),
+            Asker::Unable => {
+                self.record().stopped = Some("needs_confirmation");
+                return Err(ToolError::msg(format!(
+                    "Not run: `{tool}` needs a person's confirmation (the server runs with --confirm {}), and this client cannot ask one (it has no MCP elicitation). Nothing was sent. Use a client that supports elicitation, or ask the operator to start the server with --confirm none.",
+                    self.shared.guard.config.confirm.as_str()
+                )));
+            }
+            Asker::Session(peer) => {
+                let asked = peer.create_elicitation_with_timeout(params, Some(CONFIRM_WAIT));
+                tokio::select! {
+                    _ = self.cancel.cancelled() => {
+                        self.record().stopped = Some("cancelled");
+                        return Err(ToolError::msg("Cancelled while waiting for confirmation. Nothing was sent."));
+                    }
+                    r = asked => r.map_err(|e| {
+                        self.record().stopped = Some("needs_confirmation");
+                        ToolError::msg(format!("Not run: the confirmation was not answered ({e}). Nothing was sent."))
+                    })?,
+                }
+            }
+            Asker::Stateless { responses, state } => {
+                let answered = match (responses.as_ref().and_then(|r| r.get("confirm")), state) {
+                    (Some(answer), Some(state))
+                        if self.shared.guard.redeem(state, tool, self.call.args_digest) =>
+                    {
+                        serde_json::from_value::<ElicitResult>(answer.clone()).ok()
+                    }
+                    _ => None,
+                };
+                match answered {
+                    Some(a) => a,
+                    None => {
+                        self.record().stopped = Some("needs_confirmation");
+                        let handle = self.shared.guard.remember(tool, self.call.args_digest);
+                        let mut requests = BTreeMap::new();
+                        requests.insert(
+                            "confirm".to_string(),
+                            InputRequest::Elicitation(ElicitRequest::new(params)),
+                        );
+                        return Err(ToolError::input_required(InputRequiredResult::new(
+                            Some(requests),
+                            Some(handle),
+                        )));
+                    }
+                }
+            }
+        };
+        match answer.action {
+            ElicitationAction::Accept => Ok(()),
+            ElicitationAction::Decline => {
+                self.record().stopped = Some("declined");
+                Err(ToolError::msg(format!(
+                    "Not run: the person declined `{tool}`. Nothing was sent; do not retry unless they ask."
+                )))
+            }
+            // Cancel, and any answer a later revision adds: not a yes.
+            _ => {
+                self.record().stopped = Some("cancelled");
+                Err(ToolError::msg(format!(
+                    "Not run: the person dismissed the confirmation of `{tool}`. Nothing was sent."
+                )))
+            }
+        }
+    }
+}
+
+impl ToolCtx {
+    /// What the person reads: the action, whom it reaches (with names where known) and
+    /// what will be sent or changed.
+    async fn confirmation_text(&self, w: &Write, req: &Request) -> String {
+        let title = self.call.tool.map(|m| m.title).unwrap_or("Write");
+        let people: Vec<String> = w
+            .targets
+            .iter()
+            .filter_map(|t| match t {
+                Target::Person {
+                    id,
+                    id_type: "open_id",
+                } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let names = self.shared.names.users(self, &people).await;
+        let whom: Vec<String> = w
+            .targets
+            .iter()
+            .map(|t| match t {
+                Target::Person { id, .. } => match names.get(id) {
+                    Some(n) => format!("{n} ({id})"),
+                    None => id.clone(),
+                },
+                Target::Message(m) => match self.client().known_chat(m) {
+                    Some(c) => format!("message {m} in chat {c}"),
+                    None => format!("message {m}"),
+                },
+                other => other.label(),
+            })
+            .collect();
+        let mut text = format!("{title} — {}", req.op);
+        if !whom.is_empty() {
+            text.push_str(&format!("\nReaches: {}", whom.join(", ")));
+        }
+        let view = request_view(req);
+        let shown = view.get("body").or(view.get("form")).map(Value::to_string);
+        if let Some(body) = shown {
+            let cut: String = body.chars().take(1500).collect();
+            let more = if cut.len() < body.len() { " …" } else { "" };
+            text.push_str(&format!("\nSends: {cut}{more}"));
+        }
+        if self.call.tool.is_some_and(|m| m.destructive) {
+            text.push_str("\nThis cannot be undone.");
+        }
+        text
+    }
+}
+
+fn over_budget(windows: &[Arc<Window>], wait: Duration) -> ToolError {
+    let spec = windows
+        .first()
+        .map(|w| w.spec().text().to_string())
+        .unwrap_or_default();
+    ToolError::msg(format!(
+        "Refused: the send budget ({spec}, --send-budget) is used up. Nothing was sent; the next send is possible in {}.",
+        budget::human(wait)
+    ))
+}
