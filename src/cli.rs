@@ -210,6 +210,10 @@ pub struct PolicyArgs {
     /// server, and per session too over HTTP.
     #[arg(long, env = "LARK_MCP_SEND_BUDGET")]
     pub send_budget: Option<String>,
+    /// Each MCP session's own send budget, e.g. 10/h (default: --send-budget): over HTTP,
+    /// one client cannot spend what the others share.
+    #[arg(long, env = "LARK_MCP_SESSION_SEND_BUDGET")]
+    pub session_send_budget: Option<String>,
     /// Which calls a person confirms first (MCP elicitation): none, destructive (recall,
     /// dissolve, remove members, …) or writes (every call that writes).
     #[arg(
@@ -250,6 +254,11 @@ impl PolicyArgs {
                 .transpose()?,
             budget: self
                 .send_budget
+                .as_deref()
+                .map(BudgetSpec::parse)
+                .transpose()?,
+            session_budget: self
+                .session_send_budget
                 .as_deref()
                 .map(BudgetSpec::parse)
                 .transpose()?,

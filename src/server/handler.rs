@@ -44,6 +44,9 @@ pub struct LarkMcp {
     /// This session's choices (its log level). A clone serves the same session; a new
     /// session starts from [`LarkMcp::for_session`].
     session: Arc<Session>,
+    /// One of several HTTP sessions: it has a send budget of its own. Over stdio the one
+    /// session is the server, whose budget applies.
+    shares_server: bool,
 }
 
 impl LarkMcp {
@@ -51,12 +54,16 @@ impl LarkMcp {
         LarkMcp {
             shared,
             session: Arc::default(),
+            shares_server: false,
         }
     }
 
     /// The handler for another session (or stateless request): same state, own choices.
     pub fn for_session(&self) -> LarkMcp {
-        LarkMcp::new(self.shared.clone())
+        LarkMcp {
+            shares_server: true,
+            ..LarkMcp::new(self.shared.clone())
+        }
     }
 
     /// Forwards the server's log events to the sessions that asked for them, until `stop`.
@@ -472,7 +479,9 @@ impl ServerHandler for LarkMcp {
                 };
             }
         } else {
-            ctx.call.session = Some(self.session.clone());
+            if self.shares_server {
+                ctx.call.session = Some(self.session.clone());
+            }
             if context
                 .peer
                 .supported_elicitation_modes()

@@ -62,7 +62,12 @@ impl Session {
         spec: &crate::tools::guard::budget::BudgetSpec,
     ) -> Arc<crate::tools::guard::budget::Window> {
         self.send_window
-            .get_or_init(|| Arc::new(crate::tools::guard::budget::Window::new(spec.clone())))
+            .get_or_init(|| {
+                Arc::new(crate::tools::guard::budget::Window::new(
+                    spec.clone(),
+                    "session",
+                ))
+            })
             .clone()
     }
 

@@ -63,13 +63,16 @@ impl BudgetSpec {
 #[derive(Debug)]
 pub struct Window {
     spec: BudgetSpec,
+    /// Whose budget: "server" or "session", for the refusal.
+    pub owner: &'static str,
     sends: Mutex<VecDeque<Instant>>,
 }
 
 impl Window {
-    pub fn new(spec: BudgetSpec) -> Window {
+    pub fn new(spec: BudgetSpec, owner: &'static str) -> Window {
         Window {
             spec,
+            owner,
             sends: Mutex::new(VecDeque::new()),
         }
     }
@@ -144,7 +147,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_window_slides() {
-        let w = Window::new(BudgetSpec::parse("2/m").expect("spec"));
+        let w = Window::new(BudgetSpec::parse("2/m").expect("spec"), "server");
         assert!(w.take().is_ok());
         tokio::time::advance(Duration::from_secs(20)).await;
         assert!(w.take().is_ok());

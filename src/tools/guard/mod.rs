@@ -64,6 +64,8 @@ impl ConfirmMode {
 pub struct GuardConfig {
     pub recipients: Option<Recipients>,
     pub budget: Option<BudgetSpec>,
+    /// Each session's own budget (default: the server's).
+    pub session_budget: Option<BudgetSpec>,
     pub confirm: ConfirmMode,
     pub audit_log: Option<AuditLog>,
     pub audit_bodies: bool,
@@ -91,6 +93,9 @@ pub struct GuardStatus {
     /// Sends allowed per period, and how many are left now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub send_budget: Option<String>,
+    /// Each session's sends per period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_send_budget: Option<String>,
     /// none, destructive or writes: which calls a person confirms.
     pub confirm: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,7 +187,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Guard {
     pub fn new(config: GuardConfig) -> Guard {
-        let budget = config.budget.clone().map(|b| Arc::new(Window::new(b)));
+        let budget = config
+            .budget
+            .clone()
+            .map(|b| Arc::new(Window::new(b, "server")));
         Guard {
             config,
             budget,
@@ -197,6 +205,10 @@ impl Guard {
                 .budget
                 .as_ref()
                 .map(|w| format!("{} ({} left now)", w.spec().text(), w.left())),
+            session_send_budget: self
+                .session_spec()
+                .filter(|_| self.config.session_budget.is_some())
+                .map(|s| s.text().to_string()),
             confirm: self.config.confirm.as_str().into(),
             audit_log: self
                 .config
@@ -204,6 +216,13 @@ impl Guard {
                 .as_ref()
                 .map(|a| a.path().display().to_string()),
         }
+    }
+
+    fn session_spec(&self) -> Option<&BudgetSpec> {
+        self.config
+            .session_budget
+            .as_ref()
+            .or(self.config.budget.as_ref())
     }
 
     pub fn audit(&self) -> Option<&AuditLog> {
@@ -339,13 +358,11 @@ impl ToolCtx {
         } else {
             Vec::new()
         };
-        if let Some(wait) = windows
-            .iter()
-            .filter(|w| w.left() == 0)
-            .find_map(|w| w.take().err())
+        if let Some(full) = windows.iter().find(|w| w.left() == 0)
+            && let Err(wait) = full.take()
         {
             self.record().stopped = Some("refused");
-            return Err(over_budget(&windows, wait));
+            return Err(over_budget(full, wait));
         }
         if let Some(meta) = self.call.tool
             && guard.config.confirm.applies_to(meta)
@@ -357,7 +374,7 @@ impl ToolCtx {
             if let Err(wait) = window.take() {
                 taken.iter().for_each(|t: &Arc<Window>| t.give_back());
                 self.record().stopped = Some("refused");
-                return Err(over_budget(&windows, wait));
+                return Err(over_budget(window, wait));
             }
             taken.push(window.clone());
         }
@@ -373,14 +390,12 @@ impl ToolCtx {
 
     /// The session's window (HTTP sessions) and the server's.
     fn budget_windows(&self) -> Vec<Arc<Window>> {
-        let Some(server) = &self.shared.guard.budget else {
-            return Vec::new();
-        };
+        let guard = &self.shared.guard;
         let mut out = Vec::new();
-        if let Some(session) = &self.call.session {
-            out.push(session.send_window(server.spec()));
+        if let (Some(session), Some(spec)) = (&self.call.session, guard.session_spec()) {
+            out.push(session.send_window(spec));
         }
-        out.push(server.clone());
+        out.extend(guard.budget.clone());
         out
     }
 
@@ -509,13 +524,16 @@ impl ToolCtx {
     }
 }
 
-fn over_budget(windows: &[Arc<Window>], wait: Duration) -> ToolError {
-    let spec = windows
-        .first()
-        .map(|w| w.spec().text().to_string())
-        .unwrap_or_default();
+fn over_budget(full: &Window, wait: Duration) -> ToolError {
+    let flag = if full.owner == "session" {
+        "--session-send-budget, or --send-budget"
+    } else {
+        "--send-budget"
+    };
     ToolError::msg(format!(
-        "Refused: the send budget ({spec}, --send-budget) is used up. Nothing was sent; the next send is possible in {}.",
+        "Refused: the {}'s send budget ({}, {flag}) is used up. Nothing was sent; the next send is possible in {}.",
+        full.owner,
+        full.spec().text(),
         budget::human(wait)
     ))
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::lark::{Request, api_path};
+use crate::lark::{ErrorKind, Request, api_path};
 use crate::tools::{ToolCtx, ToolError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,11 +229,16 @@ impl Recipients {
                 let person_rule = self.has(|r| matches!(r, Rule::Person(_) | Rule::Department(_)));
                 let email_rule = self.has(|r| matches!(r, Rule::Email(_)));
                 let dept_rule = self.has(|r| matches!(r, Rule::Department(_)));
+                let deny_dept = self
+                    .entries
+                    .iter()
+                    .any(|e| e.deny && matches!(e.rule, Rule::Department(_)));
                 // A deny rule may name the person another way: know every way the rules use.
                 let need_open_id =
                     f.open_id.is_none() && (person_rule || (email_rule && f.email.is_none()));
                 if need_open_id || dept_rule {
-                    let (open_id, departments) = person(ctx, id, id_type, dept_rule).await?;
+                    let (open_id, departments) =
+                        person(ctx, id, id_type, dept_rule, deny_dept).await?;
                     f.open_id = Some(open_id);
                     f.departments = departments;
                 }
@@ -291,6 +296,7 @@ async fn person(
     id: &str,
     id_type: &str,
     departments: bool,
+    deny_departments: bool,
 ) -> Result<(String, Vec<String>), ToolError> {
     let cache_key = format!("guard:{id_type}:{id}");
     if let Some(hit) = ctx.shared.names.get(&cache_key) {
@@ -335,10 +341,26 @@ async fn person(
     };
     let mut all = Vec::new();
     for d in direct {
-        for a in ancestors(ctx, &d).await? {
-            if !all.contains(&a) {
-                all.push(a);
+        match ancestors(ctx, &d).await {
+            Ok(up) => all.extend(
+                up.into_iter()
+                    .filter(|a| !all.contains(a))
+                    .collect::<Vec<_>>(),
+            ),
+            // Departments above the app's contact range cannot be read: a rule can only
+            // name what the app sees. A deny rule must not be passed that way, though.
+            Err(e)
+                if e.lark
+                    .as_ref()
+                    .is_some_and(|l| l.kind == ErrorKind::DataRange) =>
+            {
+                if deny_departments {
+                    return Err(ToolError::msg(format!(
+                        "Cannot read the departments above {d} (outside the app's contact range), so a department deny rule cannot be checked for {id}. Nothing was sent."
+                    )));
+                }
             }
+            Err(e) => return Err(e),
         }
         if !all.contains(&d) {
             all.push(d);
