@@ -603,14 +603,13 @@ async fn the_audit_log_records_every_write_attempt_without_bodies() {
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("audit.jsonl");
     let p = path.to_string_lossy().to_string();
-    let rules = format!("{ALL_HANDS_CHAT}");
     let s = McpServer::start(
         &sbx,
         &[
             "--audit-log",
             &p,
             "--allow-recipients",
-            &rules,
+            ALL_HANDS_CHAT,
             "--confirm",
             "none",
         ],
