@@ -20,6 +20,7 @@ use super::config::LarkConfig;
 use super::error::{ErrorKind, LarkError};
 use super::pacer::Pacer;
 use super::scopes::GrantedScopes;
+use super::shared_limits::SharedLimits;
 
 const TOKEN_PATH: &str = "/open-apis/auth/v3/tenant_access_token/internal";
 /// Fresh tokens one call may ask for after Lark rejects one (revoked, rotated secret).
@@ -247,20 +248,20 @@ impl Response {
 }
 
 #[derive(Clone)]
-struct CachedToken {
-    value: SecretString,
-    obtained: Instant,
-    lifetime: Duration,
+pub(super) struct CachedToken {
+    pub(super) value: SecretString,
+    pub(super) obtained: Instant,
+    pub(super) lifetime: Duration,
 }
 
 impl CachedToken {
     /// Used until shortly before Lark's `expire`, so a request never carries a dying token.
-    fn usable(&self) -> bool {
+    pub(super) fn usable(&self) -> bool {
         let margin = (self.lifetime / 10).min(Duration::from_secs(120));
         self.obtained.elapsed() + margin < self.lifetime
     }
     /// Refreshed in the background ahead of that, so callers do not wait at the boundary.
-    fn due_for_refresh(&self) -> bool {
+    pub(super) fn due_for_refresh(&self) -> bool {
         let ahead = (self.lifetime / 4).min(Duration::from_secs(600));
         self.obtained.elapsed() + ahead >= self.lifetime
     }
@@ -290,7 +291,11 @@ struct Inner {
     reached: AtomicBool,
     /// The signed-in user's login, for requests sent [`Request::as_user`].
     user: std::sync::OnceLock<Arc<super::user_auth::UserSession>>,
+    /// What other replicas share with this one (set once, at start); unset: nothing.
+    limits: std::sync::OnceLock<SharedLimits>,
 }
+
+static IN_PROCESS: SharedLimits = SharedLimits::InProcess;
 
 #[derive(Clone)]
 pub struct LarkClient {
@@ -328,6 +333,7 @@ impl LarkClient {
                 token: std::sync::Mutex::new(TokenState::default()),
                 reached: AtomicBool::new(false),
                 user: std::sync::OnceLock::new(),
+                limits: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -339,6 +345,16 @@ impl LarkClient {
     /// Where user-identity requests get their token (set once, at start).
     pub fn set_user_session(&self, session: Arc<super::user_auth::UserSession>) {
         let _ = self.inner.user.set(session);
+    }
+
+    /// Shares the tenant token, send slots and idempotent writes with other replicas
+    /// (set once, at start, before any call).
+    pub fn share_limits(&self, limits: SharedLimits) {
+        let _ = self.inner.limits.set(limits);
+    }
+
+    fn limits(&self) -> &SharedLimits {
+        self.inner.limits.get().unwrap_or(&IN_PROCESS)
     }
 
     pub fn user_session(&self) -> Option<&Arc<super::user_auth::UserSession>> {
@@ -369,12 +385,32 @@ impl LarkClient {
         mut req: Request,
         cancel: &CancellationToken,
     ) -> Result<Response, LarkError> {
+        // A key the agent chose may come again on another replica: the outcome is shared.
+        let agent_key = match &req.safety {
+            // Lark dedupes per target (forward's receive_id is in the query): so does this.
+            Safety::Dedupe { key: Some(k), .. } => Some(format!(
+                "{}:{} {}?{}:{k}",
+                if req.as_user { "user" } else { "app" },
+                req.method,
+                req.path,
+                req.query
+                    .iter()
+                    .filter(|(n, _)| n != "uuid")
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            )),
+            _ => None,
+        };
         req.fix_dedupe_key();
         let req = &req;
-        self.retried(req, cancel, || {
+        let run = self.retried(req, cancel, || {
             self.attempt(req, |token| async move { self.send(req, &token).await })
-        })
-        .await
+        });
+        match agent_key {
+            Some(key) => self.limits().once(&key, cancel, run).await,
+            None => run.await,
+        }
     }
 
     /// Downloads the file `req` (a GET) answers into `sink`, chunk by chunk, refusing one
@@ -475,7 +511,12 @@ impl LarkClient {
     {
         let token = self.token_for(req).await?;
         let _slot = match &req.pace_key {
-            Some(key) => Some(self.inner.pacer.wait(key).await),
+            Some(key) => Some(
+                self.inner
+                    .pacer
+                    .wait_and(key, |lane| self.limits().pace(lane))
+                    .await,
+            ),
             None => None,
         };
         let result = send(token.clone()).await;
@@ -485,7 +526,10 @@ impl LarkClient {
             tracing::info!(op = %req.op, code = ?e.code, "token rejected; fetching a new one");
             match (req.as_user, self.inner.user.get()) {
                 (true, Some(user)) => user.reject(&token).await,
-                _ => self.invalidate(&token),
+                _ => {
+                    self.invalidate(&token);
+                    self.limits().forget_token(&token).await;
+                }
             }
         }
         result
@@ -646,7 +690,7 @@ impl LarkClient {
     fn start_fetch(&self, st: &mut TokenState) -> TokenFetch {
         let me = self.clone();
         let task = tokio::spawn(async move {
-            let result = me.fetch_token().await;
+            let result = me.limits().tenant_token(|| me.fetch_token()).await;
             let mut st = me.token_state();
             st.in_flight = None;
             match result {
