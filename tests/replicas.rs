@@ -1,0 +1,331 @@
+//! Several `serve --http` replicas sharing Lark's limits through a real `redis-server`
+//! (started here on a free loopback port, in a temp dir, killed at the end): one tenant
+//! token for all, one send pace per receiver, one outcome per idempotency key, and nothing
+//! acknowledged lost when a replica dies mid-batch. Lark is the in-process sandbox, with its
+//! 5 sends per second per receiver (230020 beyond).
+//!
+//! `redis-server` must be installed (`apt-get install redis-server`; `.ci/run` does it):
+//! without it these tests fail, saying so.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::http::{HttpServer, LATEST, McpClient, Reply, text};
+use common::im::*;
+use common::*;
+use serde_json::{Value, json};
+
+/// A `redis-server` of this test's own; killed (and its dir removed) on drop.
+struct RedisServer {
+    child: Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let dir =
+            std::env::temp_dir().join(format!("lark-mcp-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir for redis-server");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}): these tests need it installed \
+                     (`apt-get install redis-server`; .ci/run installs it)"
+                )
+            });
+        let server = RedisServer { child, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on 127.0.0.1:{port} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn replicas(sbx: &Sbx, n: usize, args: &[&str]) -> Vec<HttpServer> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(HttpServer::start_env(&sbx.base, args, &[]).await);
+    }
+    out
+}
+
+async fn sessions(servers: &[HttpServer]) -> Vec<McpClient> {
+    let mut out = Vec::new();
+    for s in servers {
+        let mut c = s.mcp();
+        c.connect(LATEST).await;
+        out.push(c);
+    }
+    out
+}
+
+/// tools/call that survives the server dying under it: `None` when no answer came back.
+async fn try_call(c: &McpClient, name: &str, args: Value) -> Option<Value> {
+    let id = c.next_id();
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": name, "arguments": args}});
+    let resp = c.post(&body).send().await.ok()?;
+    let reply = Reply::read(resp).await.ok()?;
+    (reply.status == 200).then(|| reply.result(id).clone())
+}
+
+/// Send `i` of a batch, under its own idempotency key.
+async fn send_keyed(c: &McpClient, i: usize) -> (usize, Option<Value>) {
+    let args = json!({"to": RND_CENTER_CHAT, "text": format!("batch {i:03}"),
+        "idempotency_key": format!("batch-key-{i:03}")});
+    (i, try_call(c, "send_message", args).await)
+}
+
+fn succeeded(r: &Value) -> bool {
+    r["isError"] == Value::Bool(false)
+}
+
+fn refusals(sbx: &Sbx) -> usize {
+    recorded(sbx, "send_message")
+        .iter()
+        .filter(|r| r.code == 230020)
+        .count()
+}
+
+/// Texts of the chat's messages since `before`, with how often each arrived.
+fn arrivals(
+    sbx: &Sbx,
+    chat: &str,
+    before: &[lark_mcp_server::sandbox::Message],
+) -> std::collections::BTreeMap<String, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for m in new_messages(sbx, chat, before) {
+        let t = content_of(&m)["text"].as_str().unwrap_or("").to_string();
+        *seen.entry(t).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// `n` concurrent sends to one chat, spread round-robin over the clients. Returns each
+/// send's result and the wall time.
+async fn burst(clients: &[McpClient], n: usize, tag: &str) -> (Vec<Option<Value>>, Duration) {
+    let started = Instant::now();
+    let calls = (0..n).map(|i| {
+        let c = &clients[i % clients.len()];
+        try_call(
+            c,
+            "send_message",
+            json!({"to": RND_CENTER_CHAT, "text": format!("{tag} {i:03}")}),
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    (results, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_one_token_and_one_pace_per_receiver() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let servers = replicas(&sbx, 3, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    let before = sbx.state().messages(Some(RND_CENTER_CHAT));
+
+    let (results, took) = burst(&clients, 100, "shared").await;
+    let ok = results.iter().flatten().filter(|r| succeeded(r)).count();
+    for (i, r) in results.iter().enumerate() {
+        let r = r.as_ref().unwrap_or_else(|| panic!("send {i}: no answer"));
+        assert!(succeeded(r), "send {i}: {}", text(r));
+    }
+    let seen = arrivals(&sbx, RND_CENTER_CHAT, &before);
+    let tokens = sbx.state().count("tenant_access_token_internal");
+    eprintln!(
+        "3 replicas + Redis, 100 concurrent sends to one chat: {ok} succeeded, {} delivered, \
+         {} x 230020, {tokens} token fetch(es), {:.2} s",
+        seen.values().sum::<usize>(),
+        refusals(&sbx),
+        took.as_secs_f64()
+    );
+    assert_eq!(seen.len(), 100, "every send arrived");
+    assert!(seen.values().all(|n| *n == 1), "none twice: {seen:?}");
+    assert_eq!(
+        refusals(&sbx),
+        0,
+        "the shared pace kept every send inside the limit"
+    );
+    assert_eq!(tokens, 1, "one tenant token fetch for all replicas");
+}
+
+/// For comparison only (figures, no Redis): `cargo test --test replicas -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints figures of replicas that share nothing"]
+async fn figures_of_three_replicas_without_redis() {
+    let sbx = Sbx::start().await;
+    let servers = replicas(&sbx, 3, &[]).await;
+    let clients = sessions(&servers).await;
+    let before = sbx.state().messages(Some(RND_CENTER_CHAT));
+    let (results, took) = burst(&clients, 100, "alone").await;
+    let ok = results.iter().flatten().filter(|r| succeeded(r)).count();
+    let seen = arrivals(&sbx, RND_CENTER_CHAT, &before);
+    eprintln!(
+        "3 replicas without Redis, 100 concurrent sends to one chat: {ok} succeeded, {} delivered, \
+         {} x 230020, {} token fetch(es), {:.2} s",
+        seen.values().sum::<usize>(),
+        refusals(&sbx),
+        sbx.state().count("tenant_access_token_internal"),
+        took.as_secs_f64()
+    );
+}
+
+/// The same idempotency key on another replica is the same write: its outcome comes from
+/// Redis, and Lark sees the send once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_means_one_send_across_replicas() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let servers = replicas(&sbx, 2, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    let args = json!({"to": RND_CENTER_CHAT, "text": "once", "idempotency_key": "agent-key-7"});
+    let mut ids = Vec::new();
+    for c in &clients {
+        let r = c.call("send_message", args.clone()).await;
+        assert!(succeeded(&r), "{}", text(&r));
+        ids.push(r["structuredContent"]["message_id"].clone());
+    }
+    assert_eq!(ids[0], ids[1], "the same outcome on both replicas");
+    assert!(ids[0].is_string(), "{ids:?}");
+    let sends = recorded(&sbx, "send_message")
+        .iter()
+        .filter(|r| r.body.as_ref().is_some_and(|b| b["uuid"] == "agent-key-7"))
+        .count();
+    assert_eq!(
+        sends, 1,
+        "the second replica answered from the shared outcome"
+    );
+}
+
+/// SIGKILL of one replica during a batch: every send acknowledged with a successful result
+/// is in the chat exactly once, and sends retried elsewhere under their idempotency key
+/// are never doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_batch_loses_nothing_acknowledged() {
+    const N: usize = 45;
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    // A short request timeout: the dead replica's slots in flight free after it.
+    let servers = replicas(&sbx, 3, &["--redis-url", &url, "--request-timeout", "3"]).await;
+    let clients = sessions(&servers).await;
+    let before = sbx.state().messages(Some(RND_CENTER_CHAT));
+    let victim = servers[1].pid;
+
+    let batch = futures::future::join_all((0..N).map(|i| send_keyed(&clients[i % 3], i)));
+    let killer = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while recorded(&sbx, "send_message").len() < 10 {
+            assert!(Instant::now() < deadline, "the batch did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let status = Command::new("kill")
+            .args(["-KILL", &victim.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    let (results, ()) = futures::join!(batch, killer);
+
+    let acked: Vec<usize> = results
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_some_and(succeeded))
+        .map(|(i, _)| *i)
+        .collect();
+    let lost: Vec<usize> = results
+        .iter()
+        .filter(|(_, r)| !r.as_ref().is_some_and(succeeded))
+        .map(|(i, _)| *i)
+        .collect();
+    let seen = arrivals(&sbx, RND_CENTER_CHAT, &before);
+    for i in &acked {
+        assert_eq!(
+            seen.get(&format!("batch {i:03}")),
+            Some(&1),
+            "acknowledged send {i} is in the chat exactly once"
+        );
+    }
+    assert!(
+        !lost.is_empty(),
+        "precondition: the kill cut some sends off"
+    );
+    assert!(
+        lost.iter().all(|i| i % 3 == 1),
+        "only the killed replica's sends went unanswered: {lost:?}"
+    );
+
+    // The agent retries what went unanswered on a surviving replica, same keys.
+    let retried = futures::future::join_all(lost.iter().map(|i| send_keyed(&clients[0], *i))).await;
+    for (i, r) in &retried {
+        let r = r.as_ref().unwrap_or_else(|| panic!("retry {i}: no answer"));
+        assert!(succeeded(r), "retry {i}: {}", text(r));
+    }
+    let seen = arrivals(&sbx, RND_CENTER_CHAT, &before);
+    eprintln!(
+        "replica killed mid-batch: {} acknowledged, {} cut off and retried elsewhere; {} delivered, {} x 230020",
+        acked.len(),
+        lost.len(),
+        seen.values().sum::<usize>(),
+        refusals(&sbx)
+    );
+    assert_eq!(seen.len(), N, "every send arrived: {seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "none twice: {seen:?}");
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_its_redis_naming_the_url_but_not_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let sbx = Sbx::start().await;
+    let url = format!("redis://:hunter2-secret@127.0.0.1:{port}/0");
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        common::http::serve_command(&sbx.base, &["--redis-url", &url], &[]).output(),
+    )
+    .await
+    .expect("serve gives up on an unreachable Redis within 30 s")
+    .expect("serve runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("Redis"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2-secret"), "{stderr}");
+}
