@@ -203,6 +203,47 @@ async fn figures_of_three_replicas_without_redis() {
     );
 }
 
+/// An email and an open_id of one person reach one p2p chat: once any replica learned
+/// that, sends under either name on any replica share the chat's pace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_learned_on_one_replica_pace_sends_on_all() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let servers = replicas(&sbx, 3, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    let mut chat = String::new();
+    for to in [ZHANG_WEI_EMAIL, ZHANG_WEI] {
+        let r = clients[0]
+            .call("send_message", json!({"to": to, "text": "first"}))
+            .await;
+        assert!(succeeded(&r), "{}", text(&r));
+        chat = str_of(&r["structuredContent"], "chat_id").to_string();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = sbx.state().messages(Some(&chat));
+    let refused_before = refusals(&sbx);
+    let calls = (0..18).map(|i| {
+        let to = [ZHANG_WEI_EMAIL, ZHANG_WEI, chat.as_str()][i % 3];
+        // Replicas 1 and 2 never sent to these names themselves.
+        try_call(
+            &clients[1 + i % 2],
+            "send_message",
+            json!({"to": to, "text": format!("mixed {i:02}")}),
+        )
+    });
+    for (i, r) in futures::future::join_all(calls).await.iter().enumerate() {
+        let r = r.as_ref().unwrap_or_else(|| panic!("send {i}: no answer"));
+        assert!(succeeded(r), "send {i}: {}", text(r));
+    }
+    assert_eq!(arrivals(&sbx, &chat, &before).len(), 18);
+    assert_eq!(
+        refusals(&sbx) - refused_before,
+        0,
+        "all three names were paced as one receiver on every replica"
+    );
+}
+
 /// The same idempotency key on another replica is the same write: its outcome comes from
 /// Redis, and Lark sees the send once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,4 +369,60 @@ async fn serve_refuses_to_start_without_its_redis_naming_the_url_but_not_the_pas
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2-secret"), "{stderr}");
+}
+
+/// Lark's frequency limit (429 / 99991400 with `x-ogw-ratelimit-reset`): a replica that is
+/// refused tells the others, which hold calls of the same kind back until the reset instead
+/// of earning their own refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_one_replica_hits_holds_back_the_others_until_its_reset() {
+    use lark_mcp_server::sandbox::{FaultAction, FaultRule};
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let servers = replicas(&sbx, 2, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    sbx.state().add_fault(
+        FaultRule::new(FaultAction::RateLimit {
+            status: 429,
+            reset_secs: 3,
+            limit: 50,
+        })
+        .method("get")
+        .path(&format!("/open-apis/contact/v3/users/{ZHANG_WEI}"))
+        .times(1),
+    );
+    let first = clients[0].call("get_user", json!({"user_id": ZHANG_WEI}));
+    let second = async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let refused = loop {
+            let hit = recorded(&sbx, "get_user")
+                .into_iter()
+                .find(|r| r.code == 99991400);
+            if let Some(r) = hit {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "the fault never fired");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        // Long enough for the refused replica to have told Redis, far short of the reset.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let r = clients[1]
+            .call("get_user", json!({"user_id": MA_CHAO}))
+            .await;
+        (refused, r)
+    };
+    let (r1, (refused, r2)) = futures::join!(first, second);
+    assert!(succeeded(&r1), "{}", text(&r1));
+    assert!(succeeded(&r2), "{}", text(&r2));
+    let other = recorded(&sbx, "get_user")
+        .into_iter()
+        .find(|r| r.path.ends_with(MA_CHAO))
+        .expect("the second replica's call reached the sandbox");
+    assert_eq!(other.code, 0, "the second replica was not refused");
+    assert!(
+        other.at_ms >= refused.at_ms + 2500,
+        "the second replica waited for the reset: it called {} ms after the refusal",
+        other.at_ms.saturating_sub(refused.at_ms)
+    );
 }

@@ -509,8 +509,9 @@ impl LarkClient {
     where
         Fut: Future<Output = Result<T, LarkError>>,
     {
+        self.limits().wait_out_hold(&req.op).await;
         let token = self.token_for(req).await?;
-        let _slot = match &req.pace_key {
+        let slot = match &req.pace_key {
             Some(key) => Some(
                 self.inner
                     .pacer
@@ -520,6 +521,11 @@ impl LarkClient {
             None => None,
         };
         let result = send(token.clone()).await;
+        if let Err(e) = &result {
+            let remote = slot.as_ref().and_then(|(_, r)| r.as_ref());
+            self.limits().refused(&req.op, e, remote).await;
+        }
+        drop(slot);
         if let Err(e) = &result
             && e.is_stale_token()
         {
@@ -539,6 +545,9 @@ impl LarkClient {
     /// `chat_id`, so all of its names are paced as one receiver.
     pub fn learn_receiver(&self, name: &str, chat_id: &str) {
         self.inner.pacer.learn(name, chat_id);
+        if !name.is_empty() && !chat_id.is_empty() && name != chat_id {
+            self.limits().learn(Pacer::normalize(name), chat_id);
+        }
     }
 
     /// The HTTP request for `req`, without a timeout: each caller bounds its own waits.

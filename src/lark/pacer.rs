@@ -125,7 +125,7 @@ impl Pacer {
     }
 
     /// Emails are case-insensitive; ids are not.
-    fn normalize(key: &str) -> String {
+    pub(super) fn normalize(key: &str) -> String {
         if key.contains('@') {
             key.to_lowercase()
         } else {

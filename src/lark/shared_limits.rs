@@ -32,6 +32,8 @@ const OUTCOME_TTL: Duration = Duration::from_secs(3600);
 /// The longest wait for another replica's write under the same key; after that Lark's own
 /// `uuid` dedupe decides.
 const OUTCOME_WAIT: Duration = Duration::from_secs(10);
+/// How long a learned name → chat mapping is kept after the last one learned.
+const ALIAS_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Where the state replicas share lives.
 #[derive(Clone, Default)]
@@ -97,18 +99,59 @@ impl Drop for RemoteSlot {
 }
 
 /// Takes a send slot when fewer than ARGV[1] sends count in the lane; else answers the
-/// milliseconds until the earliest one stops counting. Redis's clock for every replica.
+/// milliseconds until the earliest one stops counting. The lane is the receiver's chat when
+/// any replica learned which chat the name (ARGV[5]) reaches. Redis's clock for every
+/// replica. (Lane keys are built here, so this script is not for Redis Cluster.)
 const PACE_TAKE: &str = r"
+local lane = ARGV[6] .. (redis.call('HGET', KEYS[1], ARGV[5]) or ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[2]))
-  return -1
+redis.call('ZREMRANGEBYSCORE', lane, '-inf', now)
+if redis.call('ZCARD', lane) < tonumber(ARGV[1]) then
+  redis.call('ZADD', lane, now + tonumber(ARGV[3]), ARGV[4])
+  redis.call('PEXPIRE', lane, tonumber(ARGV[3]) + tonumber(ARGV[2]))
+  return {-1, lane}
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(0, tonumber(first[2]) - now)
+local first = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES')
+return {math.max(0, tonumber(first[2]) - now), lane}
+";
+
+/// Lark refused a send to the lane (230020): it counts as full for one window, on every
+/// replica.
+const PACE_FILL: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, tonumber(ARGV[1]) do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), 'refused:' .. i)
+end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+";
+
+/// `name` (ARGV[1]) reaches the chat ARGV[2]: recorded for every replica, and the sends
+/// already counted under the name count against the chat.
+const LEARN: &str = r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local old = ARGV[3] .. ARGV[1]
+local new = ARGV[3] .. ARGV[2]
+if redis.call('EXISTS', old) == 1 then
+  redis.call('ZUNIONSTORE', new, 2, new, old, 'AGGREGATE', 'MAX')
+  redis.call('DEL', old)
+  redis.call('PEXPIRE', new, ARGV[5])
+end
+return 1
+";
+
+/// Holds every replica's calls of one kind back until Lark's rate-limit window resets,
+/// unless a longer hold is set already.
+const HOLD: &str = r"
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return 1
 ";
 
 /// The answer is in: the slot counts one more window from now (Lark counts arrivals, which
@@ -230,6 +273,85 @@ impl SharedLimits {
         }
     }
 
+    /// `name` (normalized as the pacer does) reaches `chat_id`: every replica paces them as
+    /// one receiver from now on.
+    pub(super) fn learn(&self, name: String, chat_id: &str) {
+        let SharedLimits::Redis(r) = self else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (r, chat) = (r.clone(), chat_id.to_string());
+        rt.spawn(async move {
+            let script = Script::new(LEARN);
+            let mut inv = script.key(r.aliases_key());
+            inv.arg(name)
+                .arg(chat)
+                .arg(r.lanes_prefix())
+                .arg(ALIAS_TTL.as_millis() as u64)
+                .arg((r.lease + r.window).as_millis() as u64);
+            let mut c = r.conn.clone();
+            if let Err(e) = r
+                .run("share a receiver's chat", inv.invoke_async::<i64>(&mut c))
+                .await
+            {
+                tracing::warn!("{e}");
+            }
+        });
+    }
+
+    /// Waits while Lark's rate limit for calls like `op` is known to be spent (another
+    /// replica was refused); in process this is the retry's wait alone.
+    pub(super) async fn wait_out_hold(&self, op: &str) {
+        let SharedLimits::Redis(r) = self else {
+            return;
+        };
+        let mut c = r.conn.clone();
+        let mut pttl = redis::cmd("PTTL");
+        pttl.arg(r.hold_key(op));
+        match r
+            .run("read a rate-limit window", pttl.query_async::<i64>(&mut c))
+            .await
+        {
+            Ok(ms) if ms > 0 => {
+                let spread = fastrand::u64(0..=(ms as u64 / 4).max(50));
+                tokio::time::sleep(Duration::from_millis(ms as u64 + spread)).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// Tells the other replicas what Lark refused: a spent rate limit for calls like `op`
+    /// (until its reset), or a full receiver (230020) for the lane of `slot`.
+    pub(super) async fn refused(&self, op: &str, e: &LarkError, slot: Option<&RemoteSlot>) {
+        let SharedLimits::Redis(r) = self else {
+            return;
+        };
+        let mut c = r.conn.clone();
+        let outcome = match (e.kind, e.retry_after, slot) {
+            (ErrorKind::RateLimited, Some(after), _) if !after.is_zero() => {
+                let script = Script::new(HOLD);
+                let mut inv = script.key(r.hold_key(op));
+                inv.arg(after.as_millis() as u64);
+                r.run("share a rate-limit window", inv.invoke_async::<i64>(&mut c))
+                    .await
+            }
+            (ErrorKind::SendRateLimited, _, Some(slot)) => {
+                let script = Script::new(PACE_FILL);
+                let mut inv = script.key(&slot.lane);
+                inv.arg(r.per_second).arg(r.window.as_millis() as u64);
+                r.run("share a refused send", inv.invoke_async::<i64>(&mut c))
+                    .await
+            }
+            _ => return,
+        };
+        if let Err(e) = outcome {
+            tracing::warn!("{e}");
+        }
+    }
+
     /// The tenant token: from Redis when another replica fetched one, else from `fetch`,
     /// with a lock so only one replica fetches at a time.
     pub(super) async fn tenant_token<Fut>(
@@ -302,6 +424,18 @@ impl RedisLimits {
         })
     }
 
+    fn aliases_key(&self) -> String {
+        format!("{}receivers", self.prefix)
+    }
+
+    fn lanes_prefix(&self) -> String {
+        format!("{}pace:", self.prefix)
+    }
+
+    fn hold_key(&self, op: &str) -> String {
+        format!("{}hold:{op}", self.prefix)
+    }
+
     fn token_key(&self) -> String {
         format!("{}tenant_token", self.prefix)
     }
@@ -310,30 +444,35 @@ impl RedisLimits {
         if self.per_second == 0 {
             return None;
         }
-        let key = format!("{}pace:{lane}", self.prefix);
         let id = super::new_uuid();
         let script = Script::new(PACE_TAKE);
+        let lanes = self.lanes_prefix();
         loop {
-            let mut inv = script.key(&key);
+            let mut inv = script.key(self.aliases_key());
             inv.arg(self.per_second)
                 .arg(self.window.as_millis() as u64)
                 .arg(self.lease.as_millis() as u64)
-                .arg(&id);
+                .arg(&id)
+                .arg(&lane)
+                .arg(&lanes);
             let mut c = self.conn.clone();
             match self
-                .run("take a send slot", inv.invoke_async::<i64>(&mut c))
+                .run(
+                    "take a send slot",
+                    inv.invoke_async::<(i64, String)>(&mut c),
+                )
                 .await
             {
-                Ok(wait) if wait < 0 => {
+                Ok((wait, lane)) if wait < 0 => {
                     return Some(RemoteSlot {
                         limits: self.clone(),
-                        lane: key,
+                        lane,
                         id,
                     });
                 }
                 // A slot in flight elsewhere may free at any moment: look again soon. The
                 // jitter keeps replicas that wait together from asking together.
-                Ok(wait) => {
+                Ok((wait, _)) => {
                     let wait = Duration::from_millis(wait as u64).min(POLL);
                     let jitter = Duration::from_millis(fastrand::u64(0..5));
                     tokio::time::sleep(wait + jitter).await;
