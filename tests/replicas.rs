@@ -26,6 +26,10 @@ struct RedisServer {
 
 impl RedisServer {
     fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -36,6 +40,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(args)
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -425,4 +430,45 @@ async fn a_rate_limit_one_replica_hits_holds_back_the_others_until_its_reset() {
         "the second replica waited for the reset: it called {} ms after the refusal",
         other.at_ms.saturating_sub(refused.at_ms)
     );
+}
+
+/// Redis gone mid-run: every call still gets its answer, each replica going on alone, and
+/// the log says so (without the password).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_go_on_alone_when_redis_dies() {
+    let redis = RedisServer::start_with(&["--requirepass", "not-a-real-pw"]);
+    let sbx = Sbx::start().await;
+    let url = format!("redis://:not-a-real-pw@127.0.0.1:{}", redis.port);
+    let servers = replicas(&sbx, 2, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    for c in &clients {
+        let r = c
+            .call(
+                "send_message",
+                json!({"to": RND_CENTER_CHAT, "text": "warm"}),
+            )
+            .await;
+        assert!(succeeded(&r), "{}", text(&r));
+    }
+    drop(redis);
+    let calls = (0..6).map(|i| {
+        try_call(
+            &clients[i % 2],
+            "send_message",
+            json!({"to": RND_CENTER_CHAT, "text": format!("alone {i}"),
+                "idempotency_key": format!("alone-key-{i}")}),
+        )
+    });
+    let results = tokio::time::timeout(Duration::from_secs(40), futures::future::join_all(calls))
+        .await
+        .expect("calls do not hang on a dead Redis");
+    for (i, r) in results.iter().enumerate() {
+        let r = r.as_ref().unwrap_or_else(|| panic!("send {i}: no answer"));
+        assert!(succeeded(r), "send {i}: {}", text(r));
+    }
+    for s in &servers {
+        let log = s.log.text();
+        assert!(log.contains("goes on alone"), "{log}");
+        assert!(!log.contains("not-a-real-pw"), "{log}");
+    }
 }

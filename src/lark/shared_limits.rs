@@ -33,6 +33,8 @@ const OUTCOME_TTL: Duration = Duration::from_secs(3600);
 /// `uuid` dedupe decides.
 const OUTCOME_WAIT: Duration = Duration::from_secs(10);
 /// How long a learned name → chat mapping is kept after the last one learned.
+/// How long a replica goes on alone after Redis failed it.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(5);
 const ALIAS_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Where the state replicas share lives.
@@ -67,6 +69,8 @@ pub struct RedisLimits {
     lease: Duration,
     window: Duration,
     claim_ttl: Duration,
+    /// Redis failed lately: until then, nobody asks it.
+    paused_until: std::sync::Mutex<Option<Instant>>,
 }
 
 /// A send slot taken in Redis; dropping it (the answer is in) starts its window.
@@ -92,7 +96,7 @@ impl Drop for RemoteSlot {
                 .run("end a send slot", inv.invoke_async::<i64>(&mut c))
                 .await
             {
-                tracing::warn!("{e}");
+                warn(&e);
             }
         });
     }
@@ -189,6 +193,13 @@ if v and string.sub(v, -string.len(ARGV[1])) == ARGV[1] then return redis.call('
 return 0
 ";
 
+/// A Redis failure worth a line in the log (a paused Redis answers with an empty one).
+fn warn(e: &str) {
+    if !e.is_empty() {
+        tracing::warn!("{e}");
+    }
+}
+
 /// `redis://user:***@host:port/db`: the URL as it may be shown.
 pub fn redact_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -261,6 +272,7 @@ impl SharedLimits {
             lease: cfg.request_timeout + window,
             window,
             claim_ttl: cfg.call_budget + Duration::from_secs(5),
+            paused_until: std::sync::Mutex::new(None),
         })))
     }
 
@@ -296,7 +308,7 @@ impl SharedLimits {
                 .run("share a receiver's chat", inv.invoke_async::<i64>(&mut c))
                 .await
             {
-                tracing::warn!("{e}");
+                warn(&e);
             }
         });
     }
@@ -319,7 +331,7 @@ impl SharedLimits {
                 tokio::time::sleep(Duration::from_millis(ms as u64 + spread)).await;
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!("{e}"),
+            Err(e) => warn(&e),
         }
     }
 
@@ -348,7 +360,7 @@ impl SharedLimits {
             _ => return,
         };
         if let Err(e) = outcome {
-            tracing::warn!("{e}");
+            warn(&e);
         }
     }
 
@@ -378,7 +390,7 @@ impl SharedLimits {
                 .run("drop the rejected token", inv.invoke_async::<i64>(&mut c))
                 .await
             {
-                tracing::warn!("{e}");
+                warn(&e);
             }
         }
     }
@@ -403,25 +415,43 @@ impl SharedLimits {
 }
 
 impl RedisLimits {
-    /// Bounds one Redis call; the error names what failed, never the password.
+    /// Bounds one Redis call; the error names what failed, never the password. After a
+    /// failure Redis is left alone for [`PAUSE_AFTER_FAILURE`]: calls do not each wait out
+    /// a dead server, and the log gets one line, not one per call (the empty error).
     async fn run<T>(
         &self,
         what: &str,
         fut: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, String> {
+        let paused = |until: &Option<Instant>| until.is_some_and(|u| Instant::now() < u);
+        if paused(&self.lock_pause()) {
+            return Err(String::new());
+        }
         let e = match tokio::time::timeout(OP_TIMEOUT, fut).await {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} s", OP_TIMEOUT.as_secs()),
         };
+        {
+            let mut pause = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+            if paused(&pause) {
+                return Err(String::new());
+            }
+            *pause = Some(Instant::now() + PAUSE_AFTER_FAILURE);
+        }
         let msg = format!(
-            "Redis at {} failed to {what} ({e}); this replica goes on alone",
-            self.shown
+            "Redis at {} failed to {what} ({e}); this replica goes on alone for {} s",
+            self.shown,
+            PAUSE_AFTER_FAILURE.as_secs()
         );
         Err(match &self.password {
             Some(p) => msg.replace(p.as_str(), "***"),
             None => msg,
         })
+    }
+
+    fn lock_pause(&self) -> Option<Instant> {
+        *self.paused_until.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn aliases_key(&self) -> String {
@@ -478,7 +508,7 @@ impl RedisLimits {
                     tokio::time::sleep(wait + jitter).await;
                 }
                 Err(e) => {
-                    tracing::warn!("{e}");
+                    warn(&e);
                     return None;
                 }
             }
@@ -517,7 +547,7 @@ impl RedisLimits {
             Ok(Some(t)) => return Ok(t),
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!("{e}");
+                warn(&e);
                 return fetch().await;
             }
         }
@@ -537,7 +567,7 @@ impl RedisLimits {
                 .run("store the tenant token", pipe.query_async::<()>(&mut c))
                 .await
             {
-                tracing::warn!("{e}");
+                warn(&e);
             }
         }
         self.unlock_token().await;
@@ -603,7 +633,7 @@ impl RedisLimits {
         inv.arg(self.owner());
         let mut c = self.conn.clone();
         if let Err(e) = self.run(what, inv.invoke_async::<i64>(&mut c)).await {
-            tracing::warn!("{e}");
+            warn(&e);
         }
     }
 
@@ -652,7 +682,7 @@ impl RedisLimits {
                 // Still under way elsewhere: Lark's uuid dedupe answers with its outcome.
                 Ok(_) => break false,
                 Err(e) => {
-                    tracing::warn!("{e}");
+                    warn(&e);
                     break false;
                 }
             }
@@ -674,7 +704,7 @@ impl RedisLimits {
                     .run("store a write's outcome", inv.invoke_async::<i64>(&mut c))
                     .await
                 {
-                    tracing::warn!("{e}");
+                    warn(&e);
                 }
             }
             // Nothing to remember: a retry elsewhere may go ahead at once.
