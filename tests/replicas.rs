@@ -64,6 +64,29 @@ impl RedisServer {
         server
     }
 
+    /// `redis-cli -p PORT <args>`: its output, trimmed.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("redis-cli (comes with redis-server) runs: {e}"));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Waits (≤ 10 s) until the replicas have recorded `n` receiver names.
+    async fn wait_for_names(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let key = self.cli(&["--scan", "--pattern", "*:receivers"]);
+            if !key.is_empty() && self.cli(&["HLEN", &key]).parse::<usize>().unwrap_or(0) >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the names never reached Redis");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -225,7 +248,7 @@ async fn names_learned_on_one_replica_pace_sends_on_all() {
         assert!(succeeded(&r), "{}", text(&r));
         chat = str_of(&r["structuredContent"], "chat_id").to_string();
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    redis.wait_for_names(2).await;
     let before = sbx.state().messages(Some(&chat));
     let refused_before = refusals(&sbx);
     let calls = (0..18).map(|i| {
@@ -410,8 +433,10 @@ async fn a_rate_limit_one_replica_hits_holds_back_the_others_until_its_reset() {
             assert!(Instant::now() < deadline, "the fault never fired");
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        // Long enough for the refused replica to have told Redis, far short of the reset.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The refused replica logs its retry after it told Redis.
+        servers[0]
+            .wait_for_log("kind=RateLimited", Duration::from_secs(2))
+            .await;
         let r = clients[1]
             .call("get_user", json!({"user_id": MA_CHAO}))
             .await;
