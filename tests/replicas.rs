@@ -497,3 +497,33 @@ async fn replicas_go_on_alone_when_redis_dies() {
         assert!(!log.contains("not-a-real-pw"), "{log}");
     }
 }
+
+/// For the record only: what Redis adds to one call (`-- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints the per-call cost of Redis"]
+async fn figures_of_the_per_call_cost_of_redis() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    for args in [vec![], vec!["--redis-url", url.as_str()]] {
+        let servers = replicas(&sbx, 1, &args).await;
+        let clients = sessions(&servers).await;
+        let c = &clients[0];
+        c.call("get_user", json!({"user_id": ZHANG_WEI})).await;
+        let before = recorded(&sbx, "get_user").len();
+        let started = Instant::now();
+        for _ in 0..500 {
+            c.call("get_user", json!({"user_id": ZHANG_WEI})).await;
+        }
+        eprintln!(
+            "{}: 500 sequential get_user ({} reached Lark), {:.2} ms each",
+            if args.is_empty() {
+                "in process"
+            } else {
+                "with Redis"
+            },
+            recorded(&sbx, "get_user").len() - before,
+            started.elapsed().as_secs_f64() * 1000.0 / 500.0
+        );
+    }
+}

@@ -33,6 +33,9 @@ const OUTCOME_TTL: Duration = Duration::from_secs(3600);
 /// `uuid` dedupe decides.
 const OUTCOME_WAIT: Duration = Duration::from_secs(10);
 /// How long a learned name → chat mapping is kept after the last one learned.
+/// How late a replica may learn that another was refused for a kind of call (Lark's reset
+/// windows are whole seconds).
+const HOLD_RECHECK: Duration = Duration::from_millis(250);
 /// How long a replica goes on alone after Redis failed it.
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(5);
 const ALIAS_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -71,6 +74,8 @@ pub struct RedisLimits {
     claim_ttl: Duration,
     /// Redis failed lately: until then, nobody asks it.
     paused_until: std::sync::Mutex<Option<Instant>>,
+    /// Kinds of call Redis lately said were not held back, and when.
+    clear_seen: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 /// A send slot taken in Redis; dropping it (the answer is in) starts its window.
@@ -273,6 +278,7 @@ impl SharedLimits {
             window,
             claim_ttl: cfg.call_budget + Duration::from_secs(5),
             paused_until: std::sync::Mutex::new(None),
+            clear_seen: std::sync::Mutex::new(Default::default()),
         })))
     }
 
@@ -319,6 +325,9 @@ impl SharedLimits {
         let SharedLimits::Redis(r) = self else {
             return;
         };
+        if r.clear_lately(op) {
+            return;
+        }
         let mut c = r.conn.clone();
         let mut pttl = redis::cmd("PTTL");
         pttl.arg(r.hold_key(op));
@@ -330,7 +339,7 @@ impl SharedLimits {
                 let spread = fastrand::u64(0..=(ms as u64 / 4).max(50));
                 tokio::time::sleep(Duration::from_millis(ms as u64 + spread)).await;
             }
-            Ok(_) => {}
+            Ok(_) => r.seen_clear(op),
             Err(e) => warn(&e),
         }
     }
@@ -448,6 +457,21 @@ impl RedisLimits {
             Some(p) => msg.replace(p.as_str(), "***"),
             None => msg,
         })
+    }
+
+    /// Whether Redis said lately that calls like `op` are not held back: a busy replica
+    /// asks at most once per [`HOLD_RECHECK`] per kind of call, not once per call.
+    fn clear_lately(&self, op: &str) -> bool {
+        let seen = self.clear_seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(op).is_some_and(|at| at.elapsed() < HOLD_RECHECK)
+    }
+
+    fn seen_clear(&self, op: &str) {
+        let mut seen = self.clear_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= 1024 {
+            seen.clear();
+        }
+        seen.insert(op.to_string(), Instant::now());
     }
 
     fn lock_pause(&self) -> Option<Instant> {
