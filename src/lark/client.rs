@@ -525,7 +525,6 @@ impl LarkClient {
             let remote = slot.as_ref().and_then(|(_, r)| r.as_ref());
             self.limits().refused(&req.op, e, remote).await;
         }
-        drop(slot);
         if let Err(e) = &result
             && e.is_stale_token()
         {
