@@ -99,6 +99,11 @@ pub struct HttpArgs {
     /// Seconds SIGTERM waits for in-flight calls before closing.
     #[arg(long, env = "LARK_MCP_DRAIN_SECS", default_value_t = 10)]
     pub drain_secs: u64,
+    /// Redis shared by replicas of this server behind one load balancer: the tenant token,
+    /// send pacing and idempotency keys (redis://[:password@]host:port[/db]).
+    #[arg(long, env = "LARK_MCP_REDIS_URL", hide_env_values = true)]
+    #[arg(value_parser = secret)]
+    pub redis_url: Option<SecretString>,
 }
 
 impl HttpArgs {

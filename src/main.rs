@@ -4,6 +4,7 @@ use std::time::Duration;
 use lark_mcp_server::cli::{self, Command, LarkArgs, PolicyArgs, SeedArgs};
 use lark_mcp_server::commands;
 use lark_mcp_server::lark::LarkClient;
+use lark_mcp_server::lark::shared_limits::SharedLimits;
 use lark_mcp_server::profile;
 use lark_mcp_server::sandbox::{Options, Sandbox, Seed};
 use lark_mcp_server::server::ScopeCheck;
@@ -199,7 +200,20 @@ async fn main() {
             if let Some(Err(e)) = http.as_ref().map(|h| h.check()) {
                 fail(2, &e);
             }
+            if args.http.redis_url.is_some() && http.is_none() {
+                fail(
+                    2,
+                    "--redis-url shares limits between `serve --http` replicas; add --http",
+                );
+            }
             let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
+            if let Some(url) = &args.http.redis_url {
+                let limits = SharedLimits::redis(url, shared.client.config())
+                    .await
+                    .unwrap_or_else(|e| fail(1, &e));
+                tracing::info!("sharing Lark's limits with other replicas through {limits:?}");
+                shared.client.share_limits(limits);
+            }
             require_scopes(&shared).await;
             use std::io::IsTerminal;
             if let Some(hint) = terminal_hint(std::io::stdin().is_terminal(), http.is_some()) {

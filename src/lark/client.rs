@@ -20,6 +20,7 @@ use super::config::LarkConfig;
 use super::error::{ErrorKind, LarkError};
 use super::pacer::Pacer;
 use super::scopes::GrantedScopes;
+use super::shared_limits::SharedLimits;
 
 const TOKEN_PATH: &str = "/open-apis/auth/v3/tenant_access_token/internal";
 /// Fresh tokens one call may ask for after Lark rejects one (revoked, rotated secret).
@@ -263,20 +264,20 @@ impl Response {
 }
 
 #[derive(Clone)]
-struct CachedToken {
-    value: SecretString,
-    obtained: Instant,
-    lifetime: Duration,
+pub(super) struct CachedToken {
+    pub(super) value: SecretString,
+    pub(super) obtained: Instant,
+    pub(super) lifetime: Duration,
 }
 
 impl CachedToken {
     /// Used until shortly before Lark's `expire`, so a request never carries a dying token.
-    fn usable(&self) -> bool {
+    pub(super) fn usable(&self) -> bool {
         let margin = (self.lifetime / 10).min(Duration::from_secs(120));
         self.obtained.elapsed() + margin < self.lifetime
     }
     /// Refreshed in the background ahead of that, so callers do not wait at the boundary.
-    fn due_for_refresh(&self) -> bool {
+    pub(super) fn due_for_refresh(&self) -> bool {
         let ahead = (self.lifetime / 4).min(Duration::from_secs(600));
         self.obtained.elapsed() + ahead >= self.lifetime
     }
@@ -306,7 +307,11 @@ struct Inner {
     reached: AtomicBool,
     /// The signed-in user's login, for requests sent [`Request::as_user`].
     user: std::sync::OnceLock<Arc<super::user_auth::UserSession>>,
+    /// What other replicas share with this one (set once, at start); unset: nothing.
+    limits: std::sync::OnceLock<SharedLimits>,
 }
+
+static IN_PROCESS: SharedLimits = SharedLimits::InProcess;
 
 #[derive(Clone)]
 pub struct LarkClient {
@@ -344,6 +349,7 @@ impl LarkClient {
                 token: std::sync::Mutex::new(TokenState::default()),
                 reached: AtomicBool::new(false),
                 user: std::sync::OnceLock::new(),
+                limits: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -355,6 +361,16 @@ impl LarkClient {
     /// Where user-identity requests get their token (set once, at start).
     pub fn set_user_session(&self, session: Arc<super::user_auth::UserSession>) {
         let _ = self.inner.user.set(session);
+    }
+
+    /// Shares the tenant token, send slots and idempotent writes with other replicas
+    /// (set once, at start, before any call).
+    pub fn share_limits(&self, limits: SharedLimits) {
+        let _ = self.inner.limits.set(limits);
+    }
+
+    fn limits(&self) -> &SharedLimits {
+        self.inner.limits.get().unwrap_or(&IN_PROCESS)
     }
 
     pub fn user_session(&self) -> Option<&Arc<super::user_auth::UserSession>> {
@@ -385,13 +401,32 @@ impl LarkClient {
         mut req: Request,
         cancel: &CancellationToken,
     ) -> Result<Response, LarkError> {
+        // A key the agent chose may come again on another replica: the outcome is shared.
+        let agent_key = match &req.safety {
+            // Lark dedupes per target (forward's receive_id is in the query): so does this.
+            Safety::Dedupe { key: Some(k), .. } => Some(format!(
+                "{}:{} {}?{}:{k}",
+                if req.as_user { "user" } else { "app" },
+                req.method,
+                req.path,
+                req.query
+                    .iter()
+                    .filter(|(n, _)| n != "uuid")
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            )),
+            _ => None,
+        };
         req.fix_dedupe_key();
         let req = &req;
-        let out = self
-            .retried(req, cancel, || {
-                self.attempt(req, |token| async move { self.send(req, &token).await })
-            })
-            .await;
+        let run = self.retried(req, cancel, || {
+            self.attempt(req, |token| async move { self.send(req, &token).await })
+        });
+        let out = match agent_key {
+            Some(key) => self.limits().once(&key, cancel, run).await,
+            None => run.await,
+        };
         if let Ok(Response {
             log_id: Some(id), ..
         }) = &out
@@ -497,19 +532,32 @@ impl LarkClient {
     where
         Fut: Future<Output = Result<T, LarkError>>,
     {
+        self.limits().wait_out_hold(&req.op).await;
         let token = self.token_for(req).await?;
-        let _slot = match &req.pace_key {
-            Some(key) => Some(self.inner.pacer.wait(key).await),
+        let slot = match &req.pace_key {
+            Some(key) => Some(
+                self.inner
+                    .pacer
+                    .wait_and(key, |lane| self.limits().pace(lane))
+                    .await,
+            ),
             None => None,
         };
         let result = send(token.clone()).await;
+        if let Err(e) = &result {
+            let remote = slot.as_ref().and_then(|(_, r)| r.as_ref());
+            self.limits().refused(&req.op, e, remote).await;
+        }
         if let Err(e) = &result
             && e.is_stale_token()
         {
             tracing::info!(op = %req.op, code = ?e.code, "token rejected; fetching a new one");
             match (req.as_user, self.inner.user.get()) {
                 (true, Some(user)) => user.reject(&token).await,
-                _ => self.invalidate(&token),
+                _ => {
+                    self.invalidate(&token);
+                    self.limits().forget_token(&token).await;
+                }
             }
         }
         result
@@ -519,6 +567,9 @@ impl LarkClient {
     /// `chat_id`, so all of its names are paced as one receiver.
     pub fn learn_receiver(&self, name: &str, chat_id: &str) {
         self.inner.pacer.learn(name, chat_id);
+        if !name.is_empty() && !chat_id.is_empty() && name != chat_id {
+            self.limits().learn(Pacer::normalize(name), chat_id);
+        }
     }
 
     /// The chat a message (or another name of a receiver) is known to be in, from what
@@ -676,7 +727,7 @@ impl LarkClient {
     fn start_fetch(&self, st: &mut TokenState) -> TokenFetch {
         let me = self.clone();
         let task = tokio::spawn(async move {
-            let result = me.fetch_token().await;
+            let result = me.limits().tenant_token(|| me.fetch_token()).await;
             let mut st = me.token_state();
             st.in_flight = None;
             match result {

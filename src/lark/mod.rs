@@ -12,6 +12,7 @@ pub mod pkce;
 pub mod registration;
 pub mod scope_sets;
 mod scopes;
+pub mod shared_limits;
 pub mod user_auth;
 
 pub use client::{

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Lark's one-second window, with a margin for clock granularity.
-const WINDOW: Duration = Duration::from_millis(1010);
+pub(super) const WINDOW: Duration = Duration::from_millis(1010);
 /// Lanes and names kept; idle ones beyond this are forgotten.
 const MAX_KEYS: usize = 4096;
 
@@ -125,7 +125,7 @@ impl Pacer {
     }
 
     /// Emails are case-insensitive; ids are not.
-    fn normalize(key: &str) -> String {
+    pub(super) fn normalize(key: &str) -> String {
         if key.contains('@') {
             key.to_lowercase()
         } else {
@@ -164,9 +164,21 @@ impl Pacer {
 
     /// Waits for a send slot to `key`. Cancel-safe: a caller dropped while waiting holds
     /// no slot; the slot returned is held until the send's answer is in.
+    #[cfg(test)]
     pub async fn wait(&self, key: &str) -> Slot {
+        self.wait_and(key, |_| async {}).await.0
+    }
+
+    /// As [`Pacer::wait`], then `also(lane)` (a slot in a limiter other replicas share)
+    /// while this caller still holds its lane's turn: one caller per lane at a time waits
+    /// on it, in arrival order.
+    pub async fn wait_and<T, Fut>(&self, key: &str, also: impl FnOnce(String) -> Fut) -> (Slot, T)
+    where
+        T: Default,
+        Fut: Future<Output = T>,
+    {
         if self.per_second == 0 {
-            return Slot { lane: None };
+            return (Slot { lane: None }, T::default());
         }
         'lanes: loop {
             let lane = self.lane(key);
@@ -180,9 +192,10 @@ impl Pacer {
                 let next = lock(&lane.log).try_take(self.per_second, Instant::now());
                 match next {
                     Ok(id) => {
-                        return Slot {
+                        let slot = Slot {
                             lane: Some((lane.clone(), id)),
                         };
+                        return (slot, also(lane.key.clone()).await);
                     }
                     Err(Some(at)) => tokio::time::sleep_until(at).await,
                     Err(None) => finished.await,

@@ -1,0 +1,529 @@
+//! Several `serve --http` replicas sharing Lark's limits through a real `redis-server`
+//! (started here on a free loopback port, in a temp dir, killed at the end): one tenant
+//! token for all, one send pace per receiver, one outcome per idempotency key, and nothing
+//! acknowledged lost when a replica dies mid-batch. Lark is the in-process sandbox, with its
+//! 5 sends per second per receiver (230020 beyond).
+//!
+//! `redis-server` must be installed (`apt-get install redis-server`; `.ci/run` does it):
+//! without it these tests fail, saying so.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::http::{HttpServer, LATEST, McpClient, Reply, text};
+use common::im::*;
+use common::*;
+use serde_json::{Value, json};
+
+/// A `redis-server` of this test's own; killed (and its dir removed) on drop.
+struct RedisServer {
+    child: Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let dir =
+            std::env::temp_dir().join(format!("lark-mcp-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir for redis-server");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(args)
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}): these tests need it installed \
+                     (`apt-get install redis-server`; .ci/run installs it)"
+                )
+            });
+        let server = RedisServer { child, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on 127.0.0.1:{port} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// `redis-cli -p PORT <args>`: its output, trimmed.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("redis-cli (comes with redis-server) runs: {e}"));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Waits (≤ 10 s) until the replicas have recorded `n` receiver names.
+    async fn wait_for_names(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let key = self.cli(&["--scan", "--pattern", "*:receivers"]);
+            if !key.is_empty() && self.cli(&["HLEN", &key]).parse::<usize>().unwrap_or(0) >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the names never reached Redis");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn replicas(sbx: &Sbx, n: usize, args: &[&str]) -> Vec<HttpServer> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(HttpServer::start_env(&sbx.base, args, &[]).await);
+    }
+    out
+}
+
+async fn sessions(servers: &[HttpServer]) -> Vec<McpClient> {
+    let mut out = Vec::new();
+    for s in servers {
+        let mut c = s.mcp();
+        c.connect(LATEST).await;
+        out.push(c);
+    }
+    out
+}
+
+/// tools/call that survives the server dying under it: `None` when no answer came back.
+async fn try_call(c: &McpClient, name: &str, args: Value) -> Option<Value> {
+    let id = c.next_id();
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": name, "arguments": args}});
+    let resp = c.post(&body).send().await.ok()?;
+    let reply = Reply::read(resp).await.ok()?;
+    (reply.status == 200).then(|| reply.result(id).clone())
+}
+
+/// Send `i` of a batch, under its own idempotency key.
+async fn send_keyed(c: &McpClient, i: usize) -> (usize, Option<Value>) {
+    let args = json!({"to": RND_CENTER_CHAT, "text": format!("batch {i:03}"),
+        "idempotency_key": format!("batch-key-{i:03}")});
+    (i, try_call(c, "send_message", args).await)
+}
+
+fn succeeded(r: &Value) -> bool {
+    r["isError"] == Value::Bool(false)
+}
+
+fn refusals(sbx: &Sbx) -> usize {
+    recorded(sbx, "send_message")
+        .iter()
+        .filter(|r| r.code == 230020)
+        .count()
+}
+
+/// Texts of the chat's messages since `before`, with how often each arrived.
+fn arrivals(
+    sbx: &Sbx,
+    chat: &str,
+    before: &[lark_mcp_server::sandbox::Message],
+) -> std::collections::BTreeMap<String, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for m in new_messages(sbx, chat, before) {
+        let t = content_of(&m)["text"].as_str().unwrap_or("").to_string();
+        *seen.entry(t).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// `n` concurrent sends to one chat, spread round-robin over the clients. Returns each
+/// send's result and the wall time.
+async fn burst(clients: &[McpClient], n: usize, tag: &str) -> (Vec<Option<Value>>, Duration) {
+    let started = Instant::now();
+    let calls = (0..n).map(|i| {
+        let c = &clients[i % clients.len()];
+        try_call(
+            c,
+            "send_message",
+            json!({"to": RND_CENTER_CHAT, "text": format!("{tag} {i:03}")}),
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    (results, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_one_token_and_one_pace_per_receiver() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let servers = replicas(&sbx, 3, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    let before = sbx.state().messages(Some(RND_CENTER_CHAT));
+
+    let (results, took) = burst(&clients, 100, "shared").await;
+    let ok = results.iter().flatten().filter(|r| succeeded(r)).count();
+    for (i, r) in results.iter().enumerate() {
+        let r = r.as_ref().unwrap_or_else(|| panic!("send {i}: no answer"));
+        assert!(succeeded(r), "send {i}: {}", text(r));
+    }
+    let seen = arrivals(&sbx, RND_CENTER_CHAT, &before);
+    let tokens = sbx.state().count("tenant_access_token_internal");
+    eprintln!(
+        "3 replicas + Redis, 100 concurrent sends to one chat: {ok} succeeded, {} delivered, \
+         {} x 230020, {tokens} token fetch(es), {:.2} s",
+        seen.values().sum::<usize>(),
+        refusals(&sbx),
+        took.as_secs_f64()
+    );
+    assert_eq!(seen.len(), 100, "every send arrived");
+    assert!(seen.values().all(|n| *n == 1), "none twice: {seen:?}");
+    assert_eq!(
+        refusals(&sbx),
+        0,
+        "the shared pace kept every send inside the limit"
+    );
+    assert_eq!(tokens, 1, "one tenant token fetch for all replicas");
+}
+
+/// For comparison only (figures, no Redis): `cargo test --test replicas -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints figures of replicas that share nothing"]
+async fn figures_of_three_replicas_without_redis() {
+    let sbx = Sbx::start().await;
+    let servers = replicas(&sbx, 3, &[]).await;
+    let clients = sessions(&servers).await;
+    let before = sbx.state().messages(Some(RND_CENTER_CHAT));
+    let (results, took) = burst(&clients, 100, "alone").await;
+    let ok = results.iter().flatten().filter(|r| succeeded(r)).count();
+    let seen = arrivals(&sbx, RND_CENTER_CHAT, &before);
+    eprintln!(
+        "3 replicas without Redis, 100 concurrent sends to one chat: {ok} succeeded, {} delivered, \
+         {} x 230020, {} token fetch(es), {:.2} s",
+        seen.values().sum::<usize>(),
+        refusals(&sbx),
+        sbx.state().count("tenant_access_token_internal"),
+        took.as_secs_f64()
+    );
+}
+
+/// An email and an open_id of one person reach one p2p chat: once any replica learned
+/// that, sends under either name on any replica share the chat's pace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_learned_on_one_replica_pace_sends_on_all() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let servers = replicas(&sbx, 3, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    let mut chat = String::new();
+    for to in [ZHANG_WEI_EMAIL, ZHANG_WEI] {
+        let r = clients[0]
+            .call("send_message", json!({"to": to, "text": "first"}))
+            .await;
+        assert!(succeeded(&r), "{}", text(&r));
+        chat = str_of(&r["structuredContent"], "chat_id").to_string();
+    }
+    redis.wait_for_names(2).await;
+    let before = sbx.state().messages(Some(&chat));
+    let refused_before = refusals(&sbx);
+    let calls = (0..18).map(|i| {
+        let to = [ZHANG_WEI_EMAIL, ZHANG_WEI, chat.as_str()][i % 3];
+        // Replicas 1 and 2 never sent to these names themselves.
+        try_call(
+            &clients[1 + i % 2],
+            "send_message",
+            json!({"to": to, "text": format!("mixed {i:02}")}),
+        )
+    });
+    for (i, r) in futures::future::join_all(calls).await.iter().enumerate() {
+        let r = r.as_ref().unwrap_or_else(|| panic!("send {i}: no answer"));
+        assert!(succeeded(r), "send {i}: {}", text(r));
+    }
+    assert_eq!(arrivals(&sbx, &chat, &before).len(), 18);
+    assert_eq!(
+        refusals(&sbx) - refused_before,
+        0,
+        "all three names were paced as one receiver on every replica"
+    );
+}
+
+/// The same idempotency key on another replica is the same write: its outcome comes from
+/// Redis, and Lark sees the send once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_means_one_send_across_replicas() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let servers = replicas(&sbx, 2, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    let args = json!({"to": RND_CENTER_CHAT, "text": "once", "idempotency_key": "agent-key-7"});
+    let mut ids = Vec::new();
+    for c in &clients {
+        let r = c.call("send_message", args.clone()).await;
+        assert!(succeeded(&r), "{}", text(&r));
+        ids.push(r["structuredContent"]["message_id"].clone());
+    }
+    assert_eq!(ids[0], ids[1], "the same outcome on both replicas");
+    assert!(ids[0].is_string(), "{ids:?}");
+    let sends = recorded(&sbx, "send_message")
+        .iter()
+        .filter(|r| r.body.as_ref().is_some_and(|b| b["uuid"] == "agent-key-7"))
+        .count();
+    assert_eq!(
+        sends, 1,
+        "the second replica answered from the shared outcome"
+    );
+}
+
+/// SIGKILL of one replica during a batch: every send acknowledged with a successful result
+/// is in the chat exactly once, and sends retried elsewhere under their idempotency key
+/// are never doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_batch_loses_nothing_acknowledged() {
+    const N: usize = 45;
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    // A short request timeout: the dead replica's slots in flight free after it.
+    let servers = replicas(&sbx, 3, &["--redis-url", &url, "--request-timeout", "3"]).await;
+    let clients = sessions(&servers).await;
+    let before = sbx.state().messages(Some(RND_CENTER_CHAT));
+    let victim = servers[1].pid;
+
+    let batch = futures::future::join_all((0..N).map(|i| send_keyed(&clients[i % 3], i)));
+    let killer = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while recorded(&sbx, "send_message").len() < 10 {
+            assert!(Instant::now() < deadline, "the batch did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let status = Command::new("kill")
+            .args(["-KILL", &victim.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    let (results, ()) = futures::join!(batch, killer);
+
+    let acked: Vec<usize> = results
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_some_and(succeeded))
+        .map(|(i, _)| *i)
+        .collect();
+    let lost: Vec<usize> = results
+        .iter()
+        .filter(|(_, r)| !r.as_ref().is_some_and(succeeded))
+        .map(|(i, _)| *i)
+        .collect();
+    let seen = arrivals(&sbx, RND_CENTER_CHAT, &before);
+    for i in &acked {
+        assert_eq!(
+            seen.get(&format!("batch {i:03}")),
+            Some(&1),
+            "acknowledged send {i} is in the chat exactly once"
+        );
+    }
+    assert!(
+        !lost.is_empty(),
+        "precondition: the kill cut some sends off"
+    );
+    assert!(
+        lost.iter().all(|i| i % 3 == 1),
+        "only the killed replica's sends went unanswered: {lost:?}"
+    );
+
+    // The agent retries what went unanswered on a surviving replica, same keys.
+    let retried = futures::future::join_all(lost.iter().map(|i| send_keyed(&clients[0], *i))).await;
+    for (i, r) in &retried {
+        let r = r.as_ref().unwrap_or_else(|| panic!("retry {i}: no answer"));
+        assert!(succeeded(r), "retry {i}: {}", text(r));
+    }
+    let seen = arrivals(&sbx, RND_CENTER_CHAT, &before);
+    eprintln!(
+        "replica killed mid-batch: {} acknowledged, {} cut off and retried elsewhere; {} delivered, {} x 230020",
+        acked.len(),
+        lost.len(),
+        seen.values().sum::<usize>(),
+        refusals(&sbx)
+    );
+    assert_eq!(seen.len(), N, "every send arrived: {seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "none twice: {seen:?}");
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_its_redis_naming_the_url_but_not_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let sbx = Sbx::start().await;
+    let url = format!("redis://:hunter2-secret@127.0.0.1:{port}/0");
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        common::http::serve_command(&sbx.base, &["--redis-url", &url], &[]).output(),
+    )
+    .await
+    .expect("serve gives up on an unreachable Redis within 30 s")
+    .expect("serve runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("Redis"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2-secret"), "{stderr}");
+}
+
+/// Lark's frequency limit (429 / 99991400 with `x-ogw-ratelimit-reset`): a replica that is
+/// refused tells the others, which hold calls of the same kind back until the reset instead
+/// of earning their own refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_one_replica_hits_holds_back_the_others_until_its_reset() {
+    use lark_mcp_server::sandbox::{FaultAction, FaultRule};
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let servers = replicas(&sbx, 2, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    sbx.state().add_fault(
+        FaultRule::new(FaultAction::RateLimit {
+            status: 429,
+            reset_secs: 3,
+            limit: 50,
+        })
+        .method("get")
+        .path(&format!("/open-apis/contact/v3/users/{ZHANG_WEI}"))
+        .times(1),
+    );
+    let first = clients[0].call("get_user", json!({"user_id": ZHANG_WEI}));
+    let second = async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let refused = loop {
+            let hit = recorded(&sbx, "get_user")
+                .into_iter()
+                .find(|r| r.code == 99991400);
+            if let Some(r) = hit {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "the fault never fired");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        // The refused replica logs its retry after it told Redis.
+        servers[0]
+            .wait_for_log("kind=RateLimited", Duration::from_secs(2))
+            .await;
+        let r = clients[1]
+            .call("get_user", json!({"user_id": MA_CHAO}))
+            .await;
+        (refused, r)
+    };
+    let (r1, (refused, r2)) = futures::join!(first, second);
+    assert!(succeeded(&r1), "{}", text(&r1));
+    assert!(succeeded(&r2), "{}", text(&r2));
+    let other = recorded(&sbx, "get_user")
+        .into_iter()
+        .find(|r| r.path.ends_with(MA_CHAO))
+        .expect("the second replica's call reached the sandbox");
+    assert_eq!(other.code, 0, "the second replica was not refused");
+    assert!(
+        other.at_ms >= refused.at_ms + 2500,
+        "the second replica waited for the reset: it called {} ms after the refusal",
+        other.at_ms.saturating_sub(refused.at_ms)
+    );
+}
+
+/// Redis gone mid-run: every call still gets its answer, each replica going on alone, and
+/// the log says so (without the password).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_go_on_alone_when_redis_dies() {
+    let redis = RedisServer::start_with(&["--requirepass", "not-a-real-pw"]);
+    let sbx = Sbx::start().await;
+    let url = format!("redis://:not-a-real-pw@127.0.0.1:{}", redis.port);
+    let servers = replicas(&sbx, 2, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    for c in &clients {
+        let r = c
+            .call(
+                "send_message",
+                json!({"to": RND_CENTER_CHAT, "text": "warm"}),
+            )
+            .await;
+        assert!(succeeded(&r), "{}", text(&r));
+    }
+    drop(redis);
+    let calls = (0..6).map(|i| {
+        try_call(
+            &clients[i % 2],
+            "send_message",
+            json!({"to": RND_CENTER_CHAT, "text": format!("alone {i}"),
+                "idempotency_key": format!("alone-key-{i}")}),
+        )
+    });
+    let results = tokio::time::timeout(Duration::from_secs(40), futures::future::join_all(calls))
+        .await
+        .expect("calls do not hang on a dead Redis");
+    for (i, r) in results.iter().enumerate() {
+        let r = r.as_ref().unwrap_or_else(|| panic!("send {i}: no answer"));
+        assert!(succeeded(r), "send {i}: {}", text(r));
+    }
+    for s in &servers {
+        let log = s.log.text();
+        assert!(log.contains("goes on alone"), "{log}");
+        assert!(!log.contains("not-a-real-pw"), "{log}");
+    }
+}
+
+/// For the record only: what Redis adds to one call (`-- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints the per-call cost of Redis"]
+async fn figures_of_the_per_call_cost_of_redis() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    for args in [vec![], vec!["--redis-url", url.as_str()]] {
+        let servers = replicas(&sbx, 1, &args).await;
+        let clients = sessions(&servers).await;
+        let c = &clients[0];
+        c.call("get_user", json!({"user_id": ZHANG_WEI})).await;
+        let before = recorded(&sbx, "get_user").len();
+        let started = Instant::now();
+        for _ in 0..500 {
+            c.call("get_user", json!({"user_id": ZHANG_WEI})).await;
+        }
+        eprintln!(
+            "{}: 500 sequential get_user ({} reached Lark), {:.2} ms each",
+            if args.is_empty() {
+                "in process"
+            } else {
+                "with Redis"
+            },
+            recorded(&sbx, "get_user").len() - before,
+            started.elapsed().as_secs_f64() * 1000.0 / 500.0
+        );
+    }
+}
