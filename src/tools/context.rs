@@ -119,7 +119,15 @@ impl Shared {
 
     /// The guard rails on writes, before the server starts.
     pub fn with_guard(mut self, config: super::guard::GuardConfig) -> Shared {
-        self.guard = super::guard::Guard::new(config);
+        use secrecy::ExposeSecret;
+        let secret = self
+            .client
+            .config()
+            .app_secret
+            .expose_secret()
+            .as_bytes()
+            .to_vec();
+        self.guard = super::guard::Guard::new(config, &secret);
         self
     }
 

@@ -20,7 +20,6 @@ use rmcp::model::{
 use rmcp::service::Peer;
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use self::audit::AuditLog;
 use self::budget::{BudgetSpec, Window};
@@ -73,15 +72,26 @@ pub struct GuardConfig {
 
 /// How long a person has to answer a confirmation.
 const CONFIRM_WAIT: Duration = Duration::from_secs(600);
-/// Confirmations asked of stateless clients and not yet answered.
-const MAX_PENDING: usize = 1000;
+/// Answered confirmations remembered (so a state is used once), at most.
+const MAX_USED: usize = 10_000;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Guard {
     config: GuardConfig,
     budget: Option<Arc<Window>>,
-    /// requestState handle → the call it confirms (tool and arguments) and when asked.
-    pending: Mutex<HashMap<String, (String, u64, Instant)>>,
+    /// Signs the `requestState` of 2026-07-28 confirmations: derived from the app secret,
+    /// so any replica of this app can check a state another one issued.
+    seal_key: Vec<u8>,
+    /// States already answered here (nonce → expiry, unix seconds).
+    used: Mutex<HashMap<String, u64>>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The guard rails as `check` and `get_app_status` show them.
@@ -172,13 +182,18 @@ pub fn lock_record(r: &Mutex<Record>) -> std::sync::MutexGuard<'_, Record> {
     lock(r)
 }
 
-/// Identifies a call (tool and arguments) so that a confirmation answers only it.
+/// Identifies a call (tool and arguments) so that a confirmation answers only it; the
+/// same on every replica.
 pub fn digest(tool: &str, args: &serde_json::Map<String, Value>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    tool.hash(&mut h);
-    serde_json::to_string(args).unwrap_or_default().hash(&mut h);
-    h.finish()
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(tool.as_bytes());
+    h.update(b"\0");
+    h.update(serde_json::to_string(args).unwrap_or_default().as_bytes());
+    let out = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&out[..8]);
+    u64::from_be_bytes(first)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -186,15 +201,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Guard {
-    pub fn new(config: GuardConfig) -> Guard {
+    /// `secret` keys the confirmation states (the app secret: the same on every replica).
+    pub fn new(config: GuardConfig, secret: &[u8]) -> Guard {
+        use sha2::Digest;
         let budget = config
             .budget
             .clone()
             .map(|b| Arc::new(Window::new(b, "server")));
+        let mut h = sha2::Sha256::new();
+        h.update(b"lark-mcp-server confirmation state v1\0");
+        h.update(secret);
         Guard {
             config,
             budget,
-            pending: Mutex::new(HashMap::new()),
+            seal_key: h.finalize().to_vec(),
+            used: Mutex::new(HashMap::new()),
         }
     }
 
@@ -233,25 +254,64 @@ impl Guard {
         self.config.audit_bodies
     }
 
-    fn remember(&self, tool: &str, digest: u64) -> String {
-        let handle = uuid::Uuid::new_v4().simple().to_string();
-        let mut pending = lock(&self.pending);
-        pending.retain(|_, (_, _, at)| at.elapsed() < CONFIRM_WAIT);
-        if pending.len() >= MAX_PENDING {
-            pending.clear();
-        }
-        pending.insert(handle.clone(), (tool.to_string(), digest, Instant::now()));
-        handle
+    fn mac(&self, payload: &str) -> String {
+        use hmac::{KeyInit, Mac};
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.seal_key) else {
+            return String::new();
+        };
+        mac.update(payload.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
-    /// Whether `handle` was issued for this very call (and is used up by asking).
-    fn redeem(&self, handle: &str, tool: &str, digest: u64) -> bool {
-        let mut pending = lock(&self.pending);
-        match pending.remove(handle) {
-            Some((t, d, at)) => t == tool && d == digest && at.elapsed() < CONFIRM_WAIT,
-            None => false,
-        }
+    /// A `requestState` for confirming this call: signed, expiring, used once.
+    fn seal(&self, tool: &str, digest: u64) -> String {
+        let expires = unix_now() + CONFIRM_WAIT.as_secs();
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let payload = format!("v1.{expires}.{nonce}.{digest:016x}.{tool}");
+        let mac = self.mac(&payload);
+        format!("{payload}.{mac}")
     }
+
+    /// Whether `state` was issued (by any replica of this app) for this very call, has not
+    /// expired and was not answered before.
+    fn redeem(&self, state: &str, tool: &str, digest: u64) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some((payload, mac)) = state.rsplit_once('.') else {
+            return false;
+        };
+        if !bool::from(self.mac(payload).as_bytes().ct_eq(mac.as_bytes())) {
+            return false;
+        }
+        let parts: Vec<&str> = payload.splitn(5, '.').collect();
+        let [_, expires, nonce, d, t] = parts[..] else {
+            return false;
+        };
+        let now = unix_now();
+        let fits = t == tool
+            && d == format!("{digest:016x}")
+            && expires.parse::<u64>().is_ok_and(|e| e > now);
+        if !fits {
+            return false;
+        }
+        let mut used = lock(&self.used);
+        used.retain(|_, exp| *exp > now);
+        if used.len() >= MAX_USED {
+            return false;
+        }
+        used.insert(nonce.to_string(), expires.parse().unwrap_or(now))
+            .is_none()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl ToolError {
@@ -441,7 +501,7 @@ impl ToolCtx {
                     Some(a) => a,
                     None => {
                         self.record().stopped = Some("needs_confirmation");
-                        let handle = self.shared.guard.remember(tool, self.call.args_digest);
+                        let handle = self.shared.guard.seal(tool, self.call.args_digest);
                         let mut requests = BTreeMap::new();
                         requests.insert(
                             "confirm".to_string(),
@@ -536,4 +596,32 @@ fn over_budget(full: &Window, wait: Duration) -> ToolError {
         full.spec().text(),
         budget::human(wait)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_confirmation_state_answers_one_call_once_on_any_replica() {
+        let a = Guard::new(GuardConfig::default(), b"app secret");
+        let b = Guard::new(GuardConfig::default(), b"app secret");
+        let other_app = Guard::new(GuardConfig::default(), b"another secret");
+        let state = a.seal("dissolve_chat", 42);
+        assert!(!a.redeem(&state, "recall_message", 42), "another tool");
+        assert!(!a.redeem(&state, "dissolve_chat", 43), "other arguments");
+        assert!(
+            !other_app.redeem(&state, "dissolve_chat", 42),
+            "another app"
+        );
+        let forged = state.replace(".dissolve_chat.", ".recall_message.");
+        assert!(!a.redeem(&forged, "recall_message", 42), "edited");
+        assert!(
+            b.redeem(&state, "dissolve_chat", 42),
+            "a replica of the same app"
+        );
+        assert!(!b.redeem(&state, "dissolve_chat", 42), "used once");
+        assert!(!a.redeem("v1.1.x.y.z", "z", 0));
+        assert!(!a.redeem("", "dissolve_chat", 42));
+    }
 }
