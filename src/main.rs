@@ -94,10 +94,16 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
         persist: policy.directory_cache,
         ..Default::default()
     };
-    let shared = Arc::new(
-        Shared::new(client, rules, policy.scope_check)
-            .with_directory(directory, Duration::from_millis(policy.directory_wait_ms)),
-    );
+    let scope_cache = (!lark.sandbox)
+        .then(|| lark_mcp_server::lark::ScopeCache::for_app(client.config()))
+        .flatten();
+    let mut shared = Shared::new(client, rules, policy.scope_check)
+        .with_directory(directory, Duration::from_millis(policy.directory_wait_ms));
+    // The embedded sandbox gets a new port (so a new cache key) every run: nothing to reuse.
+    if let Some(cache) = scope_cache {
+        shared = shared.with_scope_cache(cache);
+    }
+    let shared = Arc::new(shared);
     shared.set_identity_mode(policy.identity, policy.allow_send_as_user);
     (shared, sandbox)
 }

@@ -484,7 +484,7 @@ fn gone_for_good(e: &LarkError) -> bool {
 }
 
 /// `<cache>/lark-mcp-server`: `XDG_CACHE_HOME`, else `~/.cache`.
-fn cache_dir() -> Option<PathBuf> {
+pub(crate) fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

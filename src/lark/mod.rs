@@ -21,7 +21,7 @@ pub use config::{FEISHU_BASE, LARK_BASE, LarkConfig, parse_domain};
 pub use error::{Details, ErrorKind, FieldViolation, Help, LarkError, PermissionViolation};
 pub use path::api_path;
 pub use reqwest::Method;
-pub use scopes::GrantedScopes;
+pub use scopes::{GrantedScopes, ScopeCache};
 
 /// A fresh dedupe key for Lark's `uuid` (≤ 50 characters): a random v4 UUID in its
 /// 32-hex-digit `simple` form, which fits the limit with room to spare.

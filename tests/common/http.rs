@@ -72,7 +72,8 @@ pub fn serve_command(domain: &str, args: &[&str], env: &[(&str, &str)]) -> Comma
     }
     cmd.env("LARK_APP_ID", DEMO_APP_ID)
         .env("LARK_APP_SECRET", DEMO_APP_SECRET)
-        .env("RUST_LOG", "warn,lark_mcp_server=info");
+        .env("RUST_LOG", "warn,lark_mcp_server=info")
+        .env("XDG_CACHE_HOME", super::fresh_cache_home());
     for (k, v) in env {
         cmd.env(k, v);
     }
