@@ -178,6 +178,7 @@ async fn require_scopes(shared: &Shared) {
 
 #[tokio::main]
 async fn main() {
+    lark_mcp_server::lark::tls::init();
     let cli = cli::parse();
     init_logging();
     match cli.command {

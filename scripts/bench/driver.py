@@ -144,6 +144,9 @@ def stdio_calls(server, calls):
         errors += is_error(r)
     hwm = s.status_kb("VmHWM:")
     rss = s.status_kb("VmRSS:")
+    anon = s.status_kb("RssAnon:")
+    file_ = s.status_kb("RssFile:")
+    threads = s.status_kb("Threads:")
     s.close()
     lat.sort()
     return {
@@ -151,6 +154,9 @@ def stdio_calls(server, calls):
         "p99": lat[int(len(lat) * 0.99) - 1],
         "hwm_kb": hwm,
         "rss_kb": rss,
+        "anon_kb": anon,
+        "file_kb": file_,
+        "threads": threads,
         "errors": errors,
     }
 
@@ -525,6 +531,9 @@ def run(a, base, slow_base, base_env):
     rows.append((f"peak RSS after {a.calls} stdio calls, VmHWM (MB)",
                  fmt(so["hwm_kb"] / 1024, nd=1), fmt(sf["hwm_kb"] / 1024, nd=1),
                  ratio(so["hwm_kb"], sf["hwm_kb"], False)))
+    rows.append(("  RSS now: heap+stacks (RssAnon) / mapped binary+libs (RssFile) (MB), threads",
+                 f"{so['anon_kb'] / 1024:.1f} / {so['file_kb'] / 1024:.1f}, {so['threads']}",
+                 f"{sf['anon_kb'] / 1024:.1f} / {sf['file_kb'] / 1024:.1f}, {sf['threads']}", ""))
     rows.append(("stdio call p50 (ms)", fmt(so["p50"], nd=2), fmt(sf["p50"], nd=2),
                  ratio(so["p50"], sf["p50"], False)))
     rows.append(("stdio call p99 (ms)", fmt(so["p99"], nd=2), fmt(sf["p99"], nd=2),

@@ -12,6 +12,7 @@ pub mod pkce;
 pub mod registration;
 pub mod scope_sets;
 mod scopes;
+pub mod tls;
 pub mod user_auth;
 
 pub use client::{
