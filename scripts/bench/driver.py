@@ -103,6 +103,16 @@ class Stdio:
             pass
         return 0
 
+    def cpu_ms(self):
+        """User + system CPU time the server has used: steadier than wall time on a busy
+        machine."""
+        try:
+            with open(f"/proc/{self.p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
     def close(self):
         try:
             self.p.stdin.close()
@@ -137,11 +147,13 @@ def stdio_calls(server, calls):
     name, args = server.lookup
     lat = []
     errors = 0
+    cpu0 = s.cpu_ms()
     for _ in range(calls):
         t = time.perf_counter()
         r = s.call(name, args)
         lat.append((time.perf_counter() - t) * 1000)
         errors += is_error(r)
+    cpu = s.cpu_ms() - cpu0
     hwm = s.status_kb("VmHWM:")
     rss = s.status_kb("VmRSS:")
     anon = s.status_kb("RssAnon:")
@@ -158,6 +170,7 @@ def stdio_calls(server, calls):
         "file_kb": file_,
         "threads": threads,
         "errors": errors,
+        "cpu_ms_per_call": cpu / calls,
     }
 
 
@@ -538,6 +551,9 @@ def run(a, base, slow_base, base_env):
                  ratio(so["p50"], sf["p50"], False)))
     rows.append(("stdio call p99 (ms)", fmt(so["p99"], nd=2), fmt(sf["p99"], nd=2),
                  ratio(so["p99"], sf["p99"], False)))
+    rows.append(("stdio server CPU per call (ms, user+sys)", fmt(so["cpu_ms_per_call"], nd=3),
+                 fmt(sf["cpu_ms_per_call"], nd=3),
+                 ratio(so["cpu_ms_per_call"], sf["cpu_ms_per_call"], False)))
     rows.append(("stdio call errors", str(so["errors"]), str(sf["errors"]), ""))
 
     # HTTP.

@@ -48,8 +48,8 @@ pub fn client_config() -> rustls::ClientConfig {
                     .with_custom_certificate_verifier(verifier)
                     .with_no_client_auth(),
             };
-            // What reqwest offers when it builds the configuration itself.
-            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            // reqwest is built without HTTP/2: a server must not pick h2.
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
             config
         })
         .clone()
@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn building_the_config_loads_no_root_store() {
         let config = super::client_config();
-        assert_eq!(config.alpn_protocols.len(), 2);
+        assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
         let verifier = super::LazyVerifier {
             provider: super::provider(),
             inner: std::sync::OnceLock::new(),
