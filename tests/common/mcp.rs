@@ -177,7 +177,7 @@ pub fn serve_command(
     cmd.env("LARK_APP_ID", APP_ID)
         .env("LARK_APP_SECRET", APP_SECRET)
         .env("RUST_LOG", "info")
-        .env("XDG_CACHE_HOME", super::fresh_cache_home());
+        .env("XDG_CACHE_HOME", super::http::fresh_cache_home());
     for (k, v) in env {
         cmd.env(k, v);
     }

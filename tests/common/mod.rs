@@ -479,14 +479,3 @@ pub fn config_home(group: &str, test: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("a temp dir");
     dir
 }
-
-/// A cache directory of its own for one spawned server: the scopes it keeps for the next
-/// start are per app and sandbox URL, and a reused port must not hand one test's scope set
-/// to another. Tests that watch the cache pass their own XDG_CACHE_HOME.
-pub fn fresh_cache_home() -> std::path::PathBuf {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cache")
-        .join(format!("{}-{n}", std::process::id()))
-}
