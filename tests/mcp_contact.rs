@@ -991,7 +991,16 @@ async fn a_range_change_or_a_revoked_scope_drops_people_at_the_refresh() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(!file.exists(), "the cache file is deleted with the index");
+    // The tool is hidden as soon as the scopes are re-read; the index (and its file) goes
+    // at the directory's own refresh, which may come a moment later.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while file.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cache file is deleted with the index"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn wait_for_cache_file(cache: &std::path::Path) -> std::path::PathBuf {
@@ -1002,7 +1011,12 @@ async fn wait_for_cache_file(cache: &std::path::Path) -> std::path::PathBuf {
             .flatten()
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "json"));
+            // The directory's file; the scope cache lives beside it.
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("directory-") && n.ends_with(".json"))
+            });
         if let Some(f) = file {
             return f;
         }

@@ -563,3 +563,84 @@ async fn tools_list_does_not_wait_for_a_slow_scope_read() {
     // Scopes still unknown: every configured tool is offered.
     assert_eq!(names, contact_meta_tools());
 }
+
+/// Waits (bounded) for the scope cache file the first run writes after its first read.
+async fn cached_scope_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    for _ in 0..500 {
+        let found = std::fs::read_dir(dir.join("lark-mcp-server"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("scopes-") && n.ends_with(".json"))
+            });
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_restart_lists_tools_from_the_kept_scopes_and_announces_what_the_recheck_changes() {
+    let sbx = Sbx::with_seed(seed_ungranted(USER_ID_SCOPE)).await;
+    let cache = config_home("mcp_policy", "scope_cache");
+    let cache_env = cache.to_string_lossy().into_owned();
+    let env = [("XDG_CACHE_HOME", cache_env.as_str())];
+    let kept = without(&["lookup_user_by_email"]);
+
+    // First run ever: the scopes are read from Lark and kept.
+    let file = {
+        let s = start_cm_env(&sbx, &[], &env).await;
+        assert_eq!(s.tool_names().await, kept);
+        let file = cached_scope_file(&cache).await;
+        assert!(
+            file.is_some(),
+            "the scope set is kept; stderr:\n{}",
+            s.stderr.text()
+        );
+        file.unwrap_or_default()
+    };
+    let first_set = std::fs::read_to_string(&file).expect("the kept scopes");
+
+    // Since then the scope was granted, but Lark's scope read is slow: tools/list answers
+    // from the kept set instead of waiting (without it: every tool once the bounded wait
+    // runs out, or the new set once read).
+    sbx.state().set_scopes(&[USER_ID_SCOPE.into()], &[]);
+    sbx.state().add_fault(
+        FaultRule::new(FaultAction::Latency { ms: 10_000 }).path("/open-apis/application"),
+    );
+    {
+        let s = start_cm_env(&sbx, &[], &env).await;
+        assert_eq!(s.tool_names().await, kept);
+    }
+
+    // Lark's scope read fails: still the kept set (without it: every configured tool).
+    sbx.state().set_faults(Vec::new());
+    break_scope_reads(&sbx);
+    let s = start_cm_env(&sbx, &["--scope-refresh-secs", "1"], &env).await;
+    assert_eq!(s.tool_names().await, kept);
+    assert_eq!(s.events.snapshot().tool_list_changed, 0);
+
+    // Lark answers again: the background re-check finds the grant and says so.
+    sbx.state().set_faults(Vec::new());
+    let seen = s
+        .events
+        .wait_for(Duration::from_secs(10), |e| e.tool_list_changed >= 1)
+        .await;
+    assert_eq!(seen.tool_list_changed, 1, "{}", s.stderr.text());
+    assert_eq!(s.tool_names().await, contact_meta_tools());
+    drop(s);
+
+    // A kept set written for another app is not used: with the scope read failing, every
+    // configured tool is offered, as without a cache.
+    std::fs::write(&file, first_set.replace(APP_ID, "cli_someoneelse00000"))
+        .expect("rewrite the kept scopes");
+    break_scope_reads(&sbx);
+    let s = start_cm_env(&sbx, &[], &env).await;
+    assert_eq!(s.tool_names().await, contact_meta_tools());
+}

@@ -222,7 +222,11 @@ async fn user_info(session: &UserSession, t: &UserTokens) -> Option<(String, Str
         "{}/open-apis/authen/v1/user_info",
         session.oauth().app().api
     );
-    let v: Value = reqwest::Client::new()
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(crate::lark::tls::client_config())
+        .build()
+        .ok()?;
+    let v: Value = http
         .get(url)
         .bearer_auth(t.access_token().expose_secret())
         .timeout(Duration::from_secs(20))

@@ -467,6 +467,21 @@ impl Directory {
         }
     }
 
+    /// The app lost the scopes the directory is read with: forget it, in memory and on
+    /// disk, without waiting for a refresh that a hidden tool would never ask for.
+    pub fn forget(&self, why: &str) {
+        self.publish(
+            Arc::new(Index::default()),
+            Progress {
+                complete: true,
+                ..Progress::default()
+            },
+            Some(why.to_string()),
+            false,
+        );
+        self.drop_cache();
+    }
+
     fn drop_cache(&self) {
         let path = self.cache_key.lock().ok().and_then(|k| k.clone());
         if let Some(p) = path {
@@ -484,7 +499,7 @@ fn gone_for_good(e: &LarkError) -> bool {
 }
 
 /// `<cache>/lark-mcp-server`: `XDG_CACHE_HOME`, else `~/.cache`.
-fn cache_dir() -> Option<PathBuf> {
+pub(crate) fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

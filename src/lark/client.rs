@@ -329,6 +329,7 @@ impl std::fmt::Debug for LarkClient {
 impl LarkClient {
     pub fn new(cfg: LarkConfig) -> Result<LarkClient, LarkError> {
         let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(super::tls::client_config())
             .connect_timeout(cfg.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             // Bursts open many connections; only this many stay parked afterwards.

@@ -145,6 +145,7 @@ async fn run(
     status: Arc<Mutex<ConnStatus>>,
 ) {
     let http = match reqwest::Client::builder()
+        .tls_backend_preconfigured(super::tls::client_config())
         .connect_timeout(cfg.connect_timeout)
         .timeout(cfg.request_timeout)
         .build()

@@ -13,6 +13,7 @@ pub mod registration;
 pub mod scope_sets;
 mod scopes;
 pub mod shared_limits;
+pub mod tls;
 pub mod user_auth;
 
 pub use client::{
@@ -23,7 +24,7 @@ pub use config::{FEISHU_BASE, LARK_BASE, LarkConfig, parse_domain};
 pub use error::{Details, ErrorKind, FieldViolation, Help, LarkError, PermissionViolation};
 pub use path::api_path;
 pub use reqwest::Method;
-pub use scopes::GrantedScopes;
+pub use scopes::{GrantedScopes, ScopeCache};
 
 /// A fresh dedupe key for Lark's `uuid` (≤ 50 characters): a random v4 UUID in its
 /// 32-hex-digit `simple` form, which fits the limit with room to spare.

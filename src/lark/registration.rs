@@ -281,6 +281,7 @@ pub struct Registration {
 impl Registration {
     pub fn new(accounts: Accounts) -> Result<Registration, String> {
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(super::tls::client_config())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .build()

@@ -354,6 +354,7 @@ impl std::fmt::Display for UserAuthError {
 impl Oauth {
     pub fn new(app: App) -> Result<Oauth, String> {
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(super::tls::client_config())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .build()

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::names::NameCache;
 use super::policy::{Hidden, Policy};
 use super::{ToolDef, catalog};
-use crate::lark::{ErrorKind, GrantedScopes, LarkClient};
+use crate::lark::{ErrorKind, GrantedScopes, LarkClient, ScopeCache};
 use crate::server::ScopeCheck;
 use crate::server::catalog::ChatDirectory;
 use crate::server::peers::Peers;
@@ -41,6 +41,8 @@ pub struct Shared {
     /// stalls the handshake.
     ready_deadline: Instant,
     refreshing: tokio::sync::Mutex<()>,
+    /// Where the last scope set read is kept for the next start (`with_scope_cache`).
+    scope_cache: Option<ScopeCache>,
     /// The connected clients, told when the visible tool set changes.
     pub peers: Peers,
     /// `--identity` (unset: auto).
@@ -100,6 +102,7 @@ impl Shared {
             ready,
             ready_deadline: Instant::now() + SCOPE_WAIT,
             refreshing: tokio::sync::Mutex::new(()),
+            scope_cache: None,
             peers: Peers::default(),
             identity_mode: std::sync::OnceLock::new(),
             send_as_user: std::sync::OnceLock::new(),
@@ -139,6 +142,25 @@ impl Shared {
     ) -> Shared {
         self.directory = std::sync::Arc::new(crate::directory::Directory::new(config));
         self.directory_wait = wait;
+        self
+    }
+
+    /// Starts from the scope set `cache` kept from the last run, if it has one for this
+    /// app: tools/list is then answered at once instead of after a read from Lark, which
+    /// still happens (the refresh loop) and tells clients if the set changed. Only with
+    /// `--scope-check auto`: strict must read before serving, off never reads.
+    pub fn with_scope_cache(mut self, cache: ScopeCache) -> Shared {
+        if self.scope_check != ScopeCheck::Auto {
+            return self;
+        }
+        if let Some(granted) = cache.load() {
+            let user_scopes = self.user_scopes_now();
+            let state = self.scopes.get_mut();
+            state.granted = Some(granted);
+            state.user_scopes = user_scopes;
+            self.ready.send_replace(true);
+        }
+        self.scope_cache = Some(cache);
         self
     }
 
@@ -322,6 +344,7 @@ impl Shared {
             // Shutting down (or the caller gave up): nothing was learned about the scopes.
             return false;
         }
+        let mut to_store = None;
         let changed = {
             let mut state = self.scopes.write().await;
             let before = self.visible_names(&state);
@@ -330,6 +353,9 @@ impl Shared {
                 Ok(granted) => {
                     if state.error.take().is_some() {
                         tracing::info!("granted scopes readable again");
+                    }
+                    if self.scope_cache.is_some() && state.granted.as_ref() != Some(&granted) {
+                        to_store = Some(granted.clone());
                     }
                     state.granted = Some(granted);
                 }
@@ -358,6 +384,20 @@ impl Shared {
         self.ready.send_replace(true);
         if changed && listed_before {
             self.peers.notify_tools_changed().await;
+        }
+        if changed {
+            let state = self.scopes.read().await.clone();
+            let lost = super::find("find_people").is_some_and(|d| {
+                matches!(self.visible_in(d, &state), Err(Hidden::MissingScope { .. }))
+            });
+            if lost {
+                self.directory
+                    .forget("the app no longer has the scopes to read the directory");
+            }
+        }
+        // Written after tools/list was released: the first run never waits for the disk.
+        if let (Some(cache), Some(granted)) = (&self.scope_cache, to_store) {
+            cache.store(&granted);
         }
         changed
     }

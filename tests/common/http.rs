@@ -72,7 +72,8 @@ pub fn serve_command(domain: &str, args: &[&str], env: &[(&str, &str)]) -> Comma
     }
     cmd.env("LARK_APP_ID", DEMO_APP_ID)
         .env("LARK_APP_SECRET", DEMO_APP_SECRET)
-        .env("RUST_LOG", "warn,lark_mcp_server=info");
+        .env("RUST_LOG", "warn,lark_mcp_server=info")
+        .env("XDG_CACHE_HOME", fresh_cache_home());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -909,4 +910,15 @@ impl LegacySession {
         assert_eq!(self.notify("notifications/initialized").await, 202);
         r["result"].clone()
     }
+}
+
+/// A cache directory of its own for one spawned server: the scopes it keeps for the next
+/// start are per app and sandbox URL, and a reused port must not hand one test's scope set
+/// to another. Tests that watch the cache pass their own XDG_CACHE_HOME.
+pub fn fresh_cache_home() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cache")
+        .join(format!("{}-{n}", std::process::id()))
 }

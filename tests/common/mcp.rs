@@ -232,7 +232,8 @@ pub fn serve_command(
     }
     cmd.env("LARK_APP_ID", APP_ID)
         .env("LARK_APP_SECRET", APP_SECRET)
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        .env("XDG_CACHE_HOME", super::http::fresh_cache_home());
     for (k, v) in env {
         cmd.env(k, v);
     }
