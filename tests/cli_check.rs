@@ -67,6 +67,44 @@ fn missing_or_malformed_config_is_one_line_naming_flag_and_variable() {
 }
 
 #[test]
+fn check_shows_the_guard_rails_and_refuses_bad_ones() {
+    let (code, stdout, stderr) = run(
+        &[
+            "check",
+            "--sandbox",
+            "--allow-recipients",
+            "oc_a,!ou_b",
+            "--send-budget",
+            "30/h",
+            "--confirm",
+            "writes",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("recipients:   oc_a, !ou_b"), "{stdout}");
+    assert!(
+        stdout.contains("send budget:  30/h (30 left now)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("confirm:      writes"), "{stdout}");
+    assert!(stdout.contains("audit log:    none"), "{stdout}");
+    for (flag, value, needle) in [
+        ("--allow-recipients", "bob", "`bob` is not a recipient rule"),
+        ("--send-budget", "30/week", "--send-budget: `30/week`"),
+        (
+            "--audit-log",
+            "/nonexistent-dir/audit.jsonl",
+            "--audit-log /nonexistent-dir",
+        ),
+    ] {
+        let (code, _, stderr) = run(&["check", "--sandbox", flag, value], &[]);
+        assert_eq!(code, 2, "{flag} {value}: {stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+}
+
+#[test]
 fn a_bad_timeout_value_is_a_usage_error() {
     let (code, _, stderr) = run(&["check", "--call-timeout", "0"], &[]);
     assert_eq!(code, 2);
