@@ -271,16 +271,19 @@ async fn run(cli: cli::Cli) {
                 eprintln!("{hint}");
             }
             let stop = CancellationToken::new();
-            if shared.policy.wants(lark_mcp_server::tools::Toolset::Events) {
+            let events = shared.policy.wants(lark_mcp_server::tools::Toolset::Events);
+            if events {
                 shared.start_long_connection(stop.clone());
             }
             let server = LarkMcp::new(shared);
+            if events {
+                server.start_message_updates(stop.clone());
+            }
             server.start_scope_refresh(
                 Duration::from_secs(args.policy.scope_refresh_secs),
                 stop.clone(),
             );
             server.start_log_forwarding(stop.clone());
-            server.start_message_updates(stop.clone());
             let served = match http {
                 Some(opts) => http::serve(server, opts, None).await,
                 None => stdio::serve(server, stop.clone()).await,

@@ -465,7 +465,6 @@ impl ServerHandler for LarkMcp {
         let stateless = context
             .protocol_version()
             .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
-        ctx.call.args_digest = crate::tools::guard::digest(&request.name, &args);
         if stateless {
             // No session: the send budget is the server's alone.
             let asks = context
@@ -473,6 +472,8 @@ impl ServerHandler for LarkMcp {
                 .client_capabilities()
                 .is_some_and(|c| c.elicitation.is_some());
             if asks {
+                // Only a stateless confirmation is bound to the arguments.
+                ctx.call.args_digest = crate::tools::guard::digest(&request.name, &args);
                 ctx.call.asker = Asker::Stateless {
                     responses: request.input_responses,
                     state: request.request_state,

@@ -227,8 +227,9 @@ impl Guard {
                 .as_ref()
                 .map(|w| format!("{} ({} left now)", w.spec().text(), w.left())),
             session_send_budget: self
-                .session_spec()
-                .filter(|_| self.config.session_budget.is_some())
+                .config
+                .session_budget
+                .as_ref()
                 .map(|s| s.text().to_string()),
             confirm: self.config.confirm.as_str().into(),
             audit_log: self

@@ -213,24 +213,14 @@ mod tests {
     use super::*;
 
     fn message(msg_type: &str, content: Value) -> Message {
-        Message {
-            message_id: "om_1".into(),
-            chat_id: "oc_1".into(),
-            sender: "ou_1".into(),
-            sender_is_bot: false,
-            msg_type: msg_type.into(),
-            content: content.to_string(),
-            create_time_ms: 0,
-            update_time_ms: 0,
-            parent_id: None,
-            root_id: None,
-            thread_id: None,
-            mentions: Vec::new(),
-            deleted: false,
-            updated: false,
-            uuid: None,
-            edit_count: 0,
-        }
+        Message::fresh(
+            "oc_1".into(),
+            "ou_1".into(),
+            false,
+            msg_type.into(),
+            content.to_string(),
+            0,
+        )
     }
 
     #[test]
