@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use lark_mcp_server::tools::{catalog, markdown_table, snapshot};
+use lark_mcp_server::tools::{catalog, markdown_table, schema, snapshot};
 use serde_json::Value;
 
 const MAX_TOOL_BYTES: usize = 1536;
@@ -81,6 +81,30 @@ fn readme_tool_table_matches_the_catalog() {
             );
         }
     }
+}
+
+/// The binary serves the schemas built in from `tools/*.json`; the test above holds those
+/// to the code, this one the served ones to the files.
+#[test]
+fn served_schemas_are_the_reviewed_snapshots() {
+    let mut missing = Vec::new();
+    for def in catalog() {
+        let Some((input, output)) = schema::frozen(def.meta.name) else {
+            missing.push(def.meta.name);
+            continue;
+        };
+        let (gen_in, gen_out) = def.generated_schemas();
+        if !updating() {
+            assert_eq!(input, gen_in, "{}: built-in input schema", def.meta.name);
+            assert_eq!(output, gen_out, "{}: built-in output schema", def.meta.name);
+        }
+        assert_eq!(def.input_schema, input, "{}", def.meta.name);
+        assert_eq!(def.output_schema, output, "{}", def.meta.name);
+    }
+    assert!(
+        missing.is_empty() || updating(),
+        "no built-in schema (tools/NAME.json) for {missing:?}; run UPDATE_SNAPSHOTS=1 cargo test --test tool_contract"
+    );
 }
 
 fn no_external_refs(v: &Value, at: &str) {

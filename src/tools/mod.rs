@@ -13,6 +13,8 @@ pub mod output;
 pub mod paging;
 pub mod policy;
 pub mod schema;
+#[cfg(feature = "schema-gen")]
+pub mod schema_gen;
 pub mod scope_plan;
 pub mod status;
 pub mod toolsets;
@@ -276,6 +278,10 @@ pub struct ToolDef {
     pub input_schema: Arc<JsonObject>,
     pub output_schema: Arc<JsonObject>,
     run: Arc<Runner>,
+    /// The schemas from the argument and output types (schemars), which `tools/NAME.json`
+    /// must equal: the binary serves the snapshot, the contract test compares.
+    #[cfg(feature = "schema-gen")]
+    generate: fn(bool) -> (Arc<JsonObject>, Arc<JsonObject>),
 }
 
 impl ToolDef {
@@ -323,18 +329,27 @@ impl ToolDef {
         meta: ToolMeta,
         run: Arc<Runner>,
     ) -> ToolDef {
-        let (mut input_schema, mut output_schema) = (schema::input::<A>(), schema::output::<O>());
-        if !meta.read_only {
-            // Every write can be tried without effect; its answer is then the preview.
-            input_schema = schema::with_dry_run(&input_schema);
-            output_schema = schema::or_dry_run(&output_schema);
-        }
+        #[cfg(feature = "schema-gen")]
+        let generate = generated_schemas::<A, O>;
+        #[cfg(feature = "schema-gen")]
+        let unfrozen = || generate(meta.read_only);
+        #[cfg(not(feature = "schema-gen"))]
+        let unfrozen = || schema::unfrozen(meta.name);
+        let (input_schema, output_schema) = schema::frozen(meta.name).unwrap_or_else(unfrozen);
         ToolDef {
             meta,
             input_schema,
             output_schema,
             run,
+            #[cfg(feature = "schema-gen")]
+            generate,
         }
+    }
+
+    /// The schemas as the code generates them now (what `tools/NAME.json` must hold).
+    #[cfg(feature = "schema-gen")]
+    pub fn generated_schemas(&self) -> (Arc<JsonObject>, Arc<JsonObject>) {
+        (self.generate)(self.meta.read_only)
     }
 
     pub fn run(&self, mut ctx: ToolCtx, mut args: JsonObject) -> BoxFuture {
@@ -380,10 +395,30 @@ impl ToolDef {
 
     /// What a client hands the model: name + description + input schema, in bytes.
     pub fn context_bytes(&self) -> usize {
-        let schema = serde_json::to_string(&*self.input_schema)
+        self.context_bytes_with(&self.input_schema)
+    }
+
+    fn context_bytes_with(&self, input_schema: &JsonObject) -> usize {
+        let schema = serde_json::to_string(input_schema)
             .map(|s| s.len())
             .unwrap_or(0);
         self.meta.name.len() + self.meta.description.len() + schema
+    }
+}
+
+#[cfg(feature = "schema-gen")]
+fn generated_schemas<A: JsonSchema + 'static, O: JsonSchema + 'static>(
+    read_only: bool,
+) -> (Arc<JsonObject>, Arc<JsonObject>) {
+    let (input, output) = (schema_gen::input::<A>(), schema_gen::output::<O>());
+    if read_only {
+        (input, output)
+    } else {
+        // Every write can be tried without effect; its answer is then the preview.
+        (
+            schema_gen::with_dry_run(&input),
+            schema_gen::or_dry_run(&output),
+        )
     }
 }
 
@@ -521,8 +556,10 @@ pub fn find(name: &str) -> Option<&'static ToolDef> {
 
 /// The reviewed contract of one tool (`tools/<name>.json`): what agents see plus the policy
 /// facts behind it.
+#[cfg(feature = "schema-gen")]
 pub fn snapshot(def: &ToolDef) -> Value {
     let tool = serde_json::to_value(def.tool()).unwrap_or(Value::Null);
+    let (input_schema, output_schema) = def.generated_schemas();
     serde_json::json!({
         "name": def.meta.name,
         "title": def.meta.title,
@@ -533,9 +570,9 @@ pub fn snapshot(def: &ToolDef) -> Value {
         "user_scopes_any_of": def.meta.user_scopes(),
         "speaks_as_user": def.meta.identity.speaks(),
         "annotations": tool.get("annotations"),
-        "inputSchema": &*def.input_schema,
-        "outputSchema": &*def.output_schema,
-        "context_bytes": def.context_bytes(),
+        "inputSchema": &*input_schema,
+        "outputSchema": &*output_schema,
+        "context_bytes": def.context_bytes_with(&input_schema),
     })
 }
 
