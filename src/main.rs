@@ -263,6 +263,12 @@ async fn run(cli: cli::Cli) {
                     .await
                     .unwrap_or_else(|e| fail(1, &e));
                 tracing::info!("sharing Lark's limits with other replicas through {limits:?}");
+                // The user login (`login`) too: before the first scope read, so that a
+                // replica without a login of its own offers the user's tools from Redis's.
+                if let Some(user) = shared.client.user_session() {
+                    user.share(limits.clone());
+                    user.sync_shared().await;
+                }
                 shared.client.share_limits(limits);
             }
             require_scopes(&shared).await;
