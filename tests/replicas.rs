@@ -554,9 +554,13 @@ fn login_file(home: &std::path::Path) -> std::path::PathBuf {
 /// `login --no-browser` (the real binary, the device flow at the sandbox) into `home`,
 /// confirmed by opening the link as a person would.
 async fn user_login(sbx: &Sbx, home: &std::path::Path) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
+    user_login_with(sbx, home, &[]).await;
+}
+
+/// `lark-mcp-server ARGS --domain SANDBOX` on the profile directory `home`.
+fn user_command(sbx: &Sbx, home: &std::path::Path, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(common::http::BIN);
-    cmd.args(["login", "--no-browser", "--domain", &sbx.base]);
+    cmd.args(args).args(["--domain", &sbx.base]);
     for (k, _) in std::env::vars() {
         if k.starts_with("LARK_") || k == "RUST_LOG" {
             cmd.env_remove(k);
@@ -565,13 +569,23 @@ async fn user_login(sbx: &Sbx, home: &std::path::Path) {
     cmd.env("LARK_APP_ID", APP_ID)
         .env("LARK_APP_SECRET", APP_SECRET)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .kill_on_drop(true);
     for (k, v) in user_env(home) {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("login starts");
+    cmd
+}
+
+/// As [`user_login`], with more `login` arguments.
+async fn user_login_with(sbx: &Sbx, home: &std::path::Path, extra: &[&str]) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut args = vec!["login", "--no-browser"];
+    args.extend_from_slice(extra);
+    let mut child = user_command(sbx, home, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("login starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let url = tokio::time::timeout(Duration::from_secs(30), async {
         while let Ok(Some(line)) = lines.next_line().await {
@@ -814,4 +828,49 @@ async fn with_redis_down_the_replica_with_a_login_still_acts_as_the_user() {
     let log = servers[0].log.text();
     assert!(log.contains("goes on alone"), "{log}");
     assert!(!log.contains(&rotated), "no token in the log: {log}");
+}
+
+/// `login --redis-url` on a machine that runs no replica shares the login at once; `logout
+/// --redis-url` deletes it there too, so a replica started after it offers no user tools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_and_logout_with_the_redis_url_reach_the_replicas() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let (laptop, replica) = (user_home("cli", "laptop"), user_home("cli", "replica"));
+    user_login_with(&sbx, &laptop, &["--redis-url", &url]).await;
+    assert!(!user_key(&redis).is_empty(), "login stored it in Redis");
+    let servers = vec![user_replica(&sbx, &replica, &["--redis-url", &url]).await];
+    let clients = sessions(&servers).await;
+    assert!(
+        clients[0]
+            .tool_names(json!({}))
+            .await
+            .iter()
+            .any(|n| n == "get_me")
+    );
+    let me = clients[0].call("get_me", json!({})).await;
+    assert!(succeeded(&me), "{}", text(&me));
+
+    let out = user_command(&sbx, &laptop, &["logout", "--redis-url", &url])
+        .output()
+        .await
+        .expect("logout runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(user_key(&redis).is_empty(), "logout deleted it from Redis");
+    assert!(!login_file(&laptop).exists());
+    let later = vec![user_replica(&sbx, &user_home("cli", "later"), &["--redis-url", &url]).await];
+    let clients = sessions(&later).await;
+    assert!(
+        !clients[0]
+            .tool_names(json!({}))
+            .await
+            .iter()
+            .any(|n| n == "get_me"),
+        "no login anywhere: no user tools"
+    );
 }
