@@ -838,8 +838,24 @@ async fn login_and_logout_with_the_redis_url_reach_the_replicas() {
     let sbx = Sbx::start().await;
     let url = redis.url();
     let (laptop, replica) = (user_home("cli", "laptop"), user_home("cli", "replica"));
+    // Started before anyone logged in; it reads the scopes (and the shared login) each second.
+    let early = vec![
+        user_replica(
+            &sbx,
+            &user_home("cli", "early"),
+            &["--redis-url", &url, "--scope-refresh-secs", "1"],
+        )
+        .await,
+    ];
+    let early = sessions(&early).await;
+    assert!(!offers_get_me(&early[0]).await);
     user_login_with(&sbx, &laptop, &["--redis-url", &url]).await;
     assert!(!user_key(&redis).is_empty(), "login stored it in Redis");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !offers_get_me(&early[0]).await {
+        assert!(Instant::now() < deadline, "the early replica saw the login");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let servers = vec![user_replica(&sbx, &replica, &["--redis-url", &url]).await];
     let clients = sessions(&servers).await;
     assert!(
@@ -863,6 +879,14 @@ async fn login_and_logout_with_the_redis_url_reach_the_replicas() {
     );
     assert!(user_key(&redis).is_empty(), "logout deleted it from Redis");
     assert!(!login_file(&laptop).exists());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while offers_get_me(&early[0]).await {
+        assert!(
+            Instant::now() < deadline,
+            "the early replica saw the logout"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let later = vec![user_replica(&sbx, &user_home("cli", "later"), &["--redis-url", &url]).await];
     let clients = sessions(&later).await;
     assert!(
@@ -873,4 +897,8 @@ async fn login_and_logout_with_the_redis_url_reach_the_replicas() {
             .any(|n| n == "get_me"),
         "no login anywhere: no user tools"
     );
+}
+
+async fn offers_get_me(c: &McpClient) -> bool {
+    c.tool_names(json!({})).await.iter().any(|n| n == "get_me")
 }

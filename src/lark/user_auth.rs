@@ -965,6 +965,16 @@ impl UserSession {
         drop(guard);
     }
 
+    /// Reads the login Redis holds again, for [`Self::granted_scopes`] (each re-read of the
+    /// scopes): a login shared or deleted since shows. Nothing without Redis; bounded.
+    pub async fn reread_shared(&self) {
+        if let Some(r) = self.redis()
+            && let Err(e) = self.read_shared(r).await
+        {
+            warn_user(&e);
+        }
+    }
+
     /// When the tokens in this machine's file were issued, if it has a login (the file
     /// alone: the keychain is not asked).
     fn local_issued_at(&self) -> Option<u64> {
@@ -1176,13 +1186,13 @@ impl UserSession {
                 // and here too when this machine has a login — or when Redis did not take
                 // it, so that it is not lost.
                 let shared = self.put_shared(r, &new).await;
-                if local_at.is_some() || !shared {
-                    if let Err(e) = self.write(&new, true).await {
-                        if !shared {
-                            return Err(UserAuthError::Transient(e));
-                        }
-                        tracing::warn!("the refreshed user login is in Redis, not here: {e}");
+                if (local_at.is_some() || !shared)
+                    && let Err(e) = self.write(&new, true).await
+                {
+                    if !shared {
+                        return Err(UserAuthError::Transient(e));
                     }
+                    tracing::warn!("the refreshed user login is in Redis, not here: {e}");
                 }
                 tracing::info!("user token refreshed for all replicas");
                 Ok(new)
