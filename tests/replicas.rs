@@ -868,6 +868,27 @@ async fn login_and_logout_with_the_redis_url_reach_the_replicas() {
     let me = clients[0].call("get_me", json!({})).await;
     assert!(succeeded(&me), "{}", text(&me));
 
+    // whoami on a machine with no login of its own shows the shared one.
+    let out = user_command(&sbx, &replica, &["whoami", "--redis-url", &url])
+        .output()
+        .await
+        .expect("whoami runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("User:") && said.contains("Redis at"),
+        "{said}"
+    );
+    assert!(!said.contains("u-"), "no token printed: {said}");
+    assert!(
+        !login_file(&replica).exists(),
+        "nothing written where no login was"
+    );
+
     let out = user_command(&sbx, &laptop, &["logout", "--redis-url", &url])
         .output()
         .await

@@ -280,9 +280,13 @@ pub async fn whoami(cfg: &LarkConfig, profile: &str) -> i32 {
             UserAuthError::Transient(_) => fail(&e.to_string()),
         };
     }
-    let (t, store) = match session.stored().await {
-        Ok(Some(t)) => t,
-        Ok(None) => return fail("not logged in; run `lark-mcp-server login`"),
+    let (t, place) = match session.stored().await {
+        Ok(Some((t, store))) => (t, session.location(&store)),
+        // None here, but the one replicas share (`--redis-url`) gave the token above.
+        Ok(None) => match session.in_use().await {
+            Some((t, shown)) => (t, format!("Redis at {shown} (shared by the replicas)")),
+            None => return fail("not logged in; run `lark-mcp-server login`"),
+        },
         Err(e) => return fail(&e),
     };
     let now = std::time::SystemTime::now()
@@ -310,7 +314,7 @@ pub async fn whoami(cfg: &LarkConfig, profile: &str) -> i32 {
         t.refresh_expires_at.saturating_sub(now) / 86_400
     );
     say!("Scopes:  {}", t.scope.join(" "));
-    say!("Tokens:  in {}", session.location(&store));
+    say!("Tokens:  in {place}");
     0
 }
 

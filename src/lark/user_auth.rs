@@ -965,6 +965,14 @@ impl UserSession {
         drop(guard);
     }
 
+    /// The login in use when it came from Redis (this machine has none), with the Redis
+    /// it came from as it may be shown.
+    pub async fn in_use(&self) -> Option<(UserTokens, String)> {
+        let r = self.redis()?;
+        let t = self.current.lock().await.clone()?;
+        Some((t, r.shown().to_string()))
+    }
+
     /// Reads the login Redis holds again, for [`Self::granted_scopes`] (each re-read of the
     /// scopes): a login shared or deleted since shows. Nothing without Redis; bounded.
     pub async fn reread_shared(&self) {
