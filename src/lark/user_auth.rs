@@ -1713,6 +1713,38 @@ mod store_tests {
         let _ = std::fs::remove_dir_all(d);
     }
 
+    /// The rule between this machine's login and the one shared in Redis: the tokens
+    /// issued later win, for the scopes offered too.
+    #[tokio::test]
+    async fn the_newer_of_the_file_and_the_shared_login_gives_the_scopes() {
+        let d = dir("newest");
+        let file = d.join("default.user.json");
+        let s = session(&file, "http://127.0.0.1:9", Arc::new(BrokenKeystore), false);
+        let with = |scope: &str, issued_ago: u64| {
+            let mut t = login("u-x", Some("ur-x"), 7200 - issued_ago);
+            t.scope = vec![scope.into()];
+            t
+        };
+        s.save(&with("file:scope", 100)).await.expect("saved");
+        assert_eq!(s.granted_scopes(), Some(vec!["file:scope".to_string()]));
+        s.set_view(Some(&with("newer:scope", 10)));
+        assert_eq!(s.granted_scopes(), Some(vec!["newer:scope".to_string()]));
+        s.set_view(Some(&with("older:scope", 1000)));
+        assert_eq!(s.granted_scopes(), Some(vec!["file:scope".to_string()]));
+        assert_eq!(s.clear().await, Ok(true));
+        assert_eq!(s.granted_scopes(), Some(vec!["older:scope".to_string()]));
+        let mut gone = with("gone:scope", 7100);
+        gone.refresh_token = None;
+        s.set_view(Some(&gone));
+        assert_eq!(
+            s.granted_scopes(),
+            None,
+            "an unusable shared login offers nothing"
+        );
+        assert!(with("a", 10).issued_at() > with("b", 100).issued_at());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
     #[test]
     fn debug_of_what_holds_tokens_is_redacted() {
         let t = login("u-secret-a", Some("ur-secret-r"), 7200);
