@@ -570,6 +570,11 @@ pub struct LoginArgs {
     /// started with --allow-send-as-user).
     #[arg(long)]
     pub allow_send_as_user: bool,
+    /// The Redis of `serve --http --redis-url` replicas: the login is stored there too, and
+    /// replaces the one they share (redis://[:password@]host:port[/db]).
+    #[arg(long, env = "LARK_MCP_REDIS_URL", hide_env_values = true)]
+    #[arg(value_parser = secret)]
+    pub redis_url: Option<SecretString>,
 }
 
 impl LoginArgs {
@@ -590,4 +595,9 @@ impl LoginArgs {
 pub struct UserArgs {
     #[command(flatten)]
     pub lark: LarkArgs,
+    /// The Redis of `serve --http --redis-url` replicas sharing the login: a due token is
+    /// refreshed for all of them (whoami), the shared login deleted too (logout).
+    #[arg(long, env = "LARK_MCP_REDIS_URL", hide_env_values = true)]
+    #[arg(value_parser = secret)]
+    pub redis_url: Option<SecretString>,
 }

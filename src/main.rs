@@ -127,6 +127,21 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
     (shared, sandbox)
 }
 
+/// `--redis-url` of `login`/`whoami`/`logout`: the login replicas share in Redis is
+/// replaced, refreshed or deleted too. An unreachable Redis stops the command (exit 1),
+/// naming the URL without its password.
+async fn share_logins(
+    url: Option<&secrecy::SecretString>,
+    cfg: &lark_mcp_server::lark::LarkConfig,
+) {
+    if let Some(url) = url {
+        let limits = SharedLimits::redis(url, cfg)
+            .await
+            .unwrap_or_else(|e| fail(1, &e));
+        commands::login::share_through(limits);
+    }
+}
+
 /// The app a user signs in to, and the profile their tokens are kept under.
 async fn user_app(lark: &LarkArgs) -> (lark_mcp_server::lark::LarkConfig, String, Option<Sandbox>) {
     let profile = lark
@@ -263,6 +278,12 @@ async fn run(cli: cli::Cli) {
                     .await
                     .unwrap_or_else(|e| fail(1, &e));
                 tracing::info!("sharing Lark's limits with other replicas through {limits:?}");
+                // The user login (`login`) too: before the first scope read, so that a
+                // replica without a login of its own offers the user's tools from Redis's.
+                if let Some(user) = shared.client.user_session() {
+                    user.share(limits.clone());
+                    user.sync_shared().await;
+                }
                 shared.client.share_limits(limits);
             }
             require_scopes(&shared).await;
@@ -299,6 +320,7 @@ async fn run(cli: cli::Cli) {
         }
         Command::Login(args) => {
             let (cfg, profile, _sandbox) = user_app(&args.lark).await;
+            share_logins(args.redis_url.as_ref(), &cfg).await;
             let code = commands::login::login(
                 &cfg,
                 &profile,
@@ -316,10 +338,12 @@ async fn run(cli: cli::Cli) {
         }
         Command::Whoami(args) => {
             let (cfg, profile, _sandbox) = user_app(&args.lark).await;
+            share_logins(args.redis_url.as_ref(), &cfg).await;
             std::process::exit(commands::login::whoami(&cfg, &profile).await);
         }
         Command::Logout(args) => {
             let (cfg, profile, _sandbox) = user_app(&args.lark).await;
+            share_logins(args.redis_url.as_ref(), &cfg).await;
             std::process::exit(commands::login::logout(&cfg, &profile).await);
         }
         Command::Init(args) => {

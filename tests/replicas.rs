@@ -527,3 +527,399 @@ async fn figures_of_the_per_call_cost_of_redis() {
         );
     }
 }
+
+// ---- the user login (`login`) shared by replicas ------------------------------------------
+
+/// A user token this short-lived is refreshed a second before it expires.
+const USER_TTL_SECS: u64 = 4;
+
+fn user_home(test: &str, replica: &str) -> std::path::PathBuf {
+    common::config_home("replicas-user", &format!("{test}-{replica}"))
+}
+
+/// The profile directory of `home` as replicas and `login` see it, the keychain off: the
+/// tokens are in `default.user.json` there.
+fn user_env(home: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("XDG_CONFIG_HOME", home.display().to_string()),
+        ("HOME", home.display().to_string()),
+        ("LARK_MCP_KEYCHAIN", "off".into()),
+    ]
+}
+
+fn login_file(home: &std::path::Path) -> std::path::PathBuf {
+    home.join("lark-mcp-server/profiles/default.user.json")
+}
+
+/// `login --no-browser` (the real binary, the device flow at the sandbox) into `home`,
+/// confirmed by opening the link as a person would.
+async fn user_login(sbx: &Sbx, home: &std::path::Path) {
+    user_login_with(sbx, home, &[]).await;
+}
+
+/// `lark-mcp-server ARGS --domain SANDBOX` on the profile directory `home`.
+fn user_command(sbx: &Sbx, home: &std::path::Path, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(common::http::BIN);
+    cmd.args(args).args(["--domain", &sbx.base]);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LARK_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("LARK_APP_ID", APP_ID)
+        .env("LARK_APP_SECRET", APP_SECRET)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    for (k, v) in user_env(home) {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// As [`user_login`], with more `login` arguments.
+async fn user_login_with(sbx: &Sbx, home: &std::path::Path, extra: &[&str]) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut args = vec!["login", "--no-browser"];
+    args.extend_from_slice(extra);
+    let mut child = user_command(sbx, home, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("login starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("Link: ") {
+                return url.to_string();
+            }
+        }
+        panic!("no link from login");
+    })
+    .await
+    .expect("the link");
+    let page = reqwest::get(&url).await.expect("the page");
+    assert_eq!(page.status().as_u16(), 200, "{url}");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("login ends")
+        .expect("wait");
+    assert!(status.success(), "login: {status:?}");
+    assert!(login_file(home).exists(), "the login is in the file");
+}
+
+/// The token in the login file of `home` (`access_token` or `refresh_token`).
+fn stored_token(home: &std::path::Path, which: &str) -> String {
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(login_file(home)).expect("the login file"))
+            .expect("json");
+    v[which].as_str().expect("a token in the file").to_string()
+}
+
+/// One replica on the profile directory `home`.
+async fn user_replica(sbx: &Sbx, home: &std::path::Path, args: &[&str]) -> HttpServer {
+    let env = user_env(home);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    HttpServer::start_env(&sbx.base, args, &env).await
+}
+
+/// Refresh requests at Lark's token endpoint (whatever their answer), and how many of them
+/// Lark refused.
+fn refresh_requests(sbx: &Sbx) -> (usize, usize) {
+    let all: Vec<_> = recorded(sbx, "oauth_token_v2")
+        .into_iter()
+        .filter(|r| {
+            r.body
+                .as_ref()
+                .is_some_and(|b| b["grant_type"] == "refresh_token")
+        })
+        .collect();
+    let refused = all.iter().filter(|r| r.code != 0).count();
+    (all.len(), refused)
+}
+
+/// The user login key in Redis, if there is one.
+fn user_key(redis: &RedisServer) -> String {
+    redis.cli(&["--scan", "--pattern", "*:user:default.user"])
+}
+
+fn short_lived_user() -> lark_mcp_server::sandbox::Options {
+    serde_json::from_value(json!({"user_token_ttl_secs": USER_TTL_SECS})).expect("options")
+}
+
+/// `n` concurrent `get_me` spread round-robin over the clients: every one acts as the user.
+async fn all_act_as_the_user(clients: &[McpClient], n: usize) {
+    let calls = (0..n).map(|i| try_call(&clients[i % clients.len()], "get_me", json!({})));
+    for (i, r) in futures::future::join_all(calls).await.iter().enumerate() {
+        let r = r
+            .as_ref()
+            .unwrap_or_else(|| panic!("get_me {i}: no answer"));
+        assert!(succeeded(r), "get_me {i}: {}", text(r));
+        assert!(
+            str_of(&r["structuredContent"], "open_id").starts_with("ou_"),
+            "{r}"
+        );
+    }
+}
+
+/// Lark's refresh tokens are single-use: the login is on one replica's machine only, and
+/// across an expiry 30 concurrent calls as the user on 3 replicas make exactly one refresh;
+/// the rotated refresh token is the one that works afterwards, the spent one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_refresh_the_user_login_once() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::with_options(short_lived_user()).await;
+    let url = redis.url();
+    let homes: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|r| user_home("once", r))
+        .collect();
+    user_login(&sbx, &homes[0]).await;
+    let first_refresh = stored_token(&homes[0], "refresh_token");
+    let mut servers = Vec::new();
+    for home in &homes {
+        servers.push(user_replica(&sbx, home, &["--redis-url", &url]).await);
+    }
+    assert!(!user_key(&redis).is_empty(), "the login was shared");
+    let clients = sessions(&servers).await;
+    for (i, c) in clients.iter().enumerate() {
+        let names = c.tool_names(json!({})).await;
+        assert!(
+            names.iter().any(|n| n == "get_me"),
+            "replica {i} offers the user's tools: {names:?}"
+        );
+    }
+    // Whatever token there is now is due after this.
+    tokio::time::sleep(Duration::from_secs(USER_TTL_SECS + 1)).await;
+    let (before, _) = refresh_requests(&sbx);
+    let started = Instant::now();
+    all_act_as_the_user(&clients, 30).await;
+    let took = started.elapsed();
+    let (after, refused) = refresh_requests(&sbx);
+    eprintln!(
+        "3 replicas + Redis, the user login on one: 30 concurrent calls as the user across \
+         an expiry: {} refresh request(s), {refused} refused, {:.2} s",
+        after - before,
+        took.as_secs_f64()
+    );
+    assert_eq!(after - before, 1, "one refresh for all replicas");
+    assert_eq!(refused, 0, "no refresh token was used twice");
+
+    // The rotated token went to Redis and to the one machine with a login; the next expiry
+    // is refreshed with it, once again.
+    let rotated = stored_token(&homes[0], "refresh_token");
+    assert_ne!(
+        rotated, first_refresh,
+        "the file has the rotated refresh token"
+    );
+    for home in &homes[1..] {
+        assert!(
+            !login_file(home).exists(),
+            "no tokens written where no login was"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(USER_TTL_SECS + 1)).await;
+    let (before, _) = refresh_requests(&sbx);
+    all_act_as_the_user(&clients, 9).await;
+    let (after, refused) = refresh_requests(&sbx);
+    assert_eq!(after - before, 1, "one refresh again");
+    assert_eq!(refused, 0, "the rotated refresh token worked");
+
+    // The sandbox, like Lark, refuses a refresh token used before (20073).
+    let spent = reqwest::Client::new()
+        .post(format!("{}/open-apis/authen/v2/oauth/token", sbx.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=refresh_token&client_id={APP_ID}&client_secret={APP_SECRET}&refresh_token={first_refresh}"
+        ))
+        .send()
+        .await
+        .expect("the token endpoint answers");
+    let body: Value = spent.json().await.expect("json");
+    assert_eq!(body["code"], 20073, "{body}");
+    for s in &servers {
+        let log = s.log.text();
+        assert!(
+            !log.contains(&first_refresh) && !log.contains(&rotated),
+            "no token in the log: {log}"
+        );
+    }
+}
+
+/// A replica that never ran `login` acts as the user with the login another replica shared,
+/// keeps no token on its disk, and a login Lark revoked is cleared from Redis and from the
+/// machine that had it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_a_login_acts_as_the_user_through_redis() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::with_options(short_lived_user()).await;
+    let url = redis.url();
+    let (with, without) = (user_home("shared", "with"), user_home("shared", "without"));
+    user_login(&sbx, &with).await;
+    let a = user_replica(&sbx, &with, &["--redis-url", &url]).await;
+    let b = user_replica(&sbx, &without, &["--redis-url", &url]).await;
+    let servers = vec![a, b];
+    let clients = sessions(&servers).await;
+    let names = clients[1].tool_names(json!({})).await;
+    assert!(names.iter().any(|n| n == "get_me"), "{names:?}");
+    let me = clients[1].call("get_me", json!({})).await;
+    assert!(succeeded(&me), "{}", text(&me));
+    assert!(!login_file(&without).exists(), "no tokens on its disk");
+
+    // Revoked at Lark: the next refresh says to log in again, on either replica, and the
+    // login is gone from Redis and from the machine that had it.
+    sbx.state().revoke_user_refresh_tokens(None);
+    tokio::time::sleep(Duration::from_secs(USER_TTL_SECS + 1)).await;
+    let r = clients[1].call("get_me", json!({})).await;
+    assert!(
+        !succeeded(&r) && text(&r).contains("lark-mcp-server login"),
+        "{}",
+        text(&r)
+    );
+    assert!(user_key(&redis).is_empty(), "the dead login left Redis");
+    let r = clients[0].call("get_me", json!({})).await;
+    assert!(
+        !succeeded(&r) && text(&r).contains("lark-mcp-server login"),
+        "{}",
+        text(&r)
+    );
+    assert!(!login_file(&with).exists(), "and the machine that had it");
+    let (requests, refused) = refresh_requests(&sbx);
+    assert_eq!(
+        (requests, refused),
+        (2, 2),
+        "each replica tried its refresh once"
+    );
+}
+
+/// Redis gone: the replica with a login of its own refreshes it alone, as without Redis;
+/// one that had the login only from Redis says it cannot reach it (no hang, no token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_the_replica_with_a_login_still_acts_as_the_user() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::with_options(short_lived_user()).await;
+    let url = redis.url();
+    let (with, without) = (user_home("down", "with"), user_home("down", "without"));
+    user_login(&sbx, &with).await;
+    let a = user_replica(&sbx, &with, &["--redis-url", &url]).await;
+    let b = user_replica(&sbx, &without, &["--redis-url", &url]).await;
+    let servers = vec![a, b];
+    let clients = sessions(&servers).await;
+    for c in &clients {
+        let me = c.call("get_me", json!({})).await;
+        assert!(succeeded(&me), "{}", text(&me));
+    }
+    drop(redis);
+    tokio::time::sleep(Duration::from_secs(USER_TTL_SECS + 1)).await;
+    let started = Instant::now();
+    let me = clients[0].call("get_me", json!({})).await;
+    assert!(succeeded(&me), "{}", text(&me));
+    let r = clients[1].call("get_me", json!({})).await;
+    assert!(!succeeded(&r), "{}", text(&r));
+    assert!(text(&r).contains("Redis"), "{}", text(&r));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    let (requests, refused) = refresh_requests(&sbx);
+    assert_eq!((requests, refused), (1, 0), "the local refresh alone");
+    let rotated = stored_token(&with, "refresh_token");
+    let log = servers[0].log.text();
+    assert!(log.contains("goes on alone"), "{log}");
+    assert!(!log.contains(&rotated), "no token in the log: {log}");
+}
+
+/// `login --redis-url` on a machine that runs no replica shares the login at once; `logout
+/// --redis-url` deletes it there too, so a replica started after it offers no user tools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_and_logout_with_the_redis_url_reach_the_replicas() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let (laptop, replica) = (user_home("cli", "laptop"), user_home("cli", "replica"));
+    // Started before anyone logged in; it reads the scopes (and the shared login) each second.
+    let early = vec![
+        user_replica(
+            &sbx,
+            &user_home("cli", "early"),
+            &["--redis-url", &url, "--scope-refresh-secs", "1"],
+        )
+        .await,
+    ];
+    let early = sessions(&early).await;
+    assert!(!offers_get_me(&early[0]).await);
+    user_login_with(&sbx, &laptop, &["--redis-url", &url]).await;
+    assert!(!user_key(&redis).is_empty(), "login stored it in Redis");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !offers_get_me(&early[0]).await {
+        assert!(Instant::now() < deadline, "the early replica saw the login");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let servers = vec![user_replica(&sbx, &replica, &["--redis-url", &url]).await];
+    let clients = sessions(&servers).await;
+    assert!(
+        clients[0]
+            .tool_names(json!({}))
+            .await
+            .iter()
+            .any(|n| n == "get_me")
+    );
+    let me = clients[0].call("get_me", json!({})).await;
+    assert!(succeeded(&me), "{}", text(&me));
+
+    // whoami on a machine with no login of its own shows the shared one.
+    let out = user_command(&sbx, &replica, &["whoami", "--redis-url", &url])
+        .output()
+        .await
+        .expect("whoami runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("User:") && said.contains("Redis at"),
+        "{said}"
+    );
+    assert!(!said.contains("u-"), "no token printed: {said}");
+    assert!(
+        !login_file(&replica).exists(),
+        "nothing written where no login was"
+    );
+
+    let out = user_command(&sbx, &laptop, &["logout", "--redis-url", &url])
+        .output()
+        .await
+        .expect("logout runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(user_key(&redis).is_empty(), "logout deleted it from Redis");
+    assert!(!login_file(&laptop).exists());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while offers_get_me(&early[0]).await {
+        assert!(
+            Instant::now() < deadline,
+            "the early replica saw the logout"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let later = vec![user_replica(&sbx, &user_home("cli", "later"), &["--redis-url", &url]).await];
+    let clients = sessions(&later).await;
+    assert!(
+        !clients[0]
+            .tool_names(json!({}))
+            .await
+            .iter()
+            .any(|n| n == "get_me"),
+        "no login anywhere: no user tools"
+    );
+}
+
+async fn offers_get_me(c: &McpClient) -> bool {
+    c.tool_names(json!({})).await.iter().any(|n| n == "get_me")
+}

@@ -18,8 +18,27 @@ use tokio_util::sync::CancellationToken;
 use crate::lark::LarkConfig;
 use crate::lark::pkce;
 use crate::lark::registration::{Accounts, Failure};
+use crate::lark::shared_limits::SharedLimits;
 use crate::lark::user_auth::{App, Oauth, UserAuthError, UserSession, UserTokens};
 use crate::tools::{catalog, scope_plan};
+
+/// The Redis `login`, `whoami` and `logout` share the login through (`--redis-url`), set
+/// once by `main` before the command runs.
+static SHARED: std::sync::OnceLock<SharedLimits> = std::sync::OnceLock::new();
+
+/// `login`/`whoami`/`logout` reach the login replicas share in `limits` too.
+pub fn share_through(limits: SharedLimits) {
+    let _ = SHARED.set(limits);
+}
+
+/// As [`session`], sharing through the Redis of [`share_through`], if any.
+fn shared_session(cfg: &LarkConfig, profile: &str) -> Result<UserSession, String> {
+    let s = session(cfg, profile)?;
+    if let Some(limits) = SHARED.get() {
+        s.share(limits.clone());
+    }
+    Ok(s)
+}
 
 /// The user session of profile `profile` for the app in `cfg`.
 pub fn session(cfg: &LarkConfig, profile: &str) -> Result<UserSession, String> {
@@ -112,7 +131,7 @@ pub async fn login(
     browser: Browser,
     send_as_user: bool,
 ) -> i32 {
-    let session = match session(cfg, profile) {
+    let session = match shared_session(cfg, profile) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
@@ -247,7 +266,7 @@ async fn user_info(session: &UserSession, t: &UserTokens) -> Option<(String, Str
 }
 
 pub async fn whoami(cfg: &LarkConfig, profile: &str) -> i32 {
-    let session = match session(cfg, profile) {
+    let session = match shared_session(cfg, profile) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
@@ -261,9 +280,13 @@ pub async fn whoami(cfg: &LarkConfig, profile: &str) -> i32 {
             UserAuthError::Transient(_) => fail(&e.to_string()),
         };
     }
-    let (t, store) = match session.stored().await {
-        Ok(Some(t)) => t,
-        Ok(None) => return fail("not logged in; run `lark-mcp-server login`"),
+    let (t, place) = match session.stored().await {
+        Ok(Some((t, store))) => (t, session.location(&store)),
+        // None here, but the one replicas share (`--redis-url`) gave the token above.
+        Ok(None) => match session.in_use().await {
+            Some((t, shown)) => (t, format!("Redis at {shown} (shared by the replicas)")),
+            None => return fail("not logged in; run `lark-mcp-server login`"),
+        },
         Err(e) => return fail(&e),
     };
     let now = std::time::SystemTime::now()
@@ -291,12 +314,12 @@ pub async fn whoami(cfg: &LarkConfig, profile: &str) -> i32 {
         t.refresh_expires_at.saturating_sub(now) / 86_400
     );
     say!("Scopes:  {}", t.scope.join(" "));
-    say!("Tokens:  in {}", session.location(&store));
+    say!("Tokens:  in {place}");
     0
 }
 
 pub async fn logout(cfg: &LarkConfig, profile: &str) -> i32 {
-    let session = match session(cfg, profile) {
+    let session = match shared_session(cfg, profile) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };

@@ -28,6 +28,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::registration::{Failure, Status};
+use super::shared_limits::{RedisLimits, SharedLimits, USER_LOCK_LEASE, warn_user};
 pub use crate::profile::SecretStore;
 use crate::profile::{Keystore, OsKeychain, bounded};
 
@@ -91,6 +92,11 @@ impl UserTokens {
         self.refresh_token.is_some() && now < self.refresh_expires_at
     }
 
+    /// When Lark issued these tokens (unix seconds): see [`issued_at`].
+    fn issued_at(&self) -> u64 {
+        issued_at(self.access_expires_at, self.access_lifetime_secs)
+    }
+
     /// From a token endpoint answer; what it leaves out is kept from `previous`.
     fn from_answer(a: TokenAnswer, previous: Option<&UserTokens>) -> UserTokens {
         let now = now_secs();
@@ -125,6 +131,19 @@ impl UserTokens {
 fn fresh(access_expires_at: u64, lifetime_secs: u64, now: u64) -> bool {
     let ahead = REFRESH_AHEAD.as_secs().min(lifetime_secs / 4);
     now + ahead < access_expires_at
+}
+
+/// When Lark issued an access token (unix seconds), by a login or a refresh: its expiry
+/// less its lifetime.
+///
+/// Between this machine's login and the one replicas share in Redis, **the tokens issued
+/// later win**. A `login` anywhere issues tokens newer than any refresh before it, and a
+/// refresh (on any replica) tokens newer than the login or refresh it spent: so a fresh
+/// login replaces the shared one, and a replica whose file holds tokens another replica has
+/// since rotated takes Redis's. (Clocks of the machines are trusted to a few seconds; two
+/// logins within the same second tie, and then Redis's is kept.)
+fn issued_at(access_expires_at: u64, lifetime_secs: u64) -> u64 {
+    access_expires_at.saturating_sub(lifetime_secs)
 }
 
 const KEYCHAIN: &str = "keychain";
@@ -244,6 +263,10 @@ impl OnDisk {
             open_id: self.open_id,
             name: self.name,
         })
+    }
+
+    fn issued_at(&self) -> u64 {
+        issued_at(self.access_expires_at, self.access_lifetime_secs)
     }
 
     /// Whether the login can give a token now or after a refresh: from the file alone.
@@ -578,6 +601,12 @@ pub struct UserSession {
     use_keychain: AtomicBool,
     current: tokio::sync::Mutex<Option<UserTokens>>,
     rejected: tokio::sync::Mutex<Option<String>>,
+    /// Replicas' Redis (`serve --http --redis-url`, `login`/`logout --redis-url`): the login
+    /// lives there too, and one replica at a time refreshes it, under a lock there.
+    shared: std::sync::OnceLock<SharedLimits>,
+    /// The login Redis held when last read or written, without its tokens: what
+    /// [`UserSession::granted_scopes`] goes by when the file here is not newer.
+    shared_view: std::sync::Mutex<Option<OnDisk>>,
 }
 
 impl UserSession {
@@ -606,7 +635,21 @@ impl UserSession {
             use_keychain: AtomicBool::new(use_keystore),
             current: tokio::sync::Mutex::new(None),
             rejected: tokio::sync::Mutex::new(None),
+            shared: std::sync::OnceLock::new(),
+            shared_view: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Shares the login with other replicas through `limits` (set once, at start): without
+    /// Redis nothing changes.
+    pub fn share(&self, limits: SharedLimits) {
+        if limits.redis_limits().is_some() {
+            let _ = self.shared.set(limits);
+        }
+    }
+
+    fn redis(&self) -> Option<&RedisLimits> {
+        self.shared.get().and_then(SharedLimits::redis_limits)
     }
 
     pub fn oauth(&self) -> &Oauth {
@@ -638,6 +681,9 @@ impl UserSession {
         let guard = self.lock().await?;
         let written = self.write(t, false).await;
         drop(guard);
+        if let Some(r) = self.redis() {
+            self.put_shared(r, t).await;
+        }
         written
     }
 
@@ -647,16 +693,42 @@ impl UserSession {
         let guard = self.lock().await?;
         let forgotten = self.forget().await;
         drop(guard);
-        forgotten
+        let Some(r) = self.redis() else {
+            return forgotten;
+        };
+        self.set_view(None);
+        match r.user_forget(&self.account, None).await {
+            Ok(in_redis) => forgotten.map(|here| here || in_redis),
+            Err(e) => {
+                warn_user(&e);
+                let e = format!(
+                    "the login shared in Redis at {} could not be deleted; run `lark-mcp-server logout` again when it answers",
+                    r.shown()
+                );
+                forgotten.and(Err(e))
+            }
+        }
     }
 
     /// The scopes the signed-in user granted, when a usable login is stored (a tool that
     /// acts as the user is offered only then, and only with its scope). The file alone
     /// says: the keychain is not asked.
+    ///
+    /// With Redis, the login shared there (as last read: at start, and at each refresh)
+    /// counts too, and the newer of the two wins: a replica that never ran `login` offers
+    /// the user's tools as soon as another one shared its login.
     pub fn granted_scopes(&self) -> Option<Vec<String>> {
-        match read_disk(&self.file) {
-            Ok(Some(d)) if d.usable(now_secs()) => Some(d.scope),
-            _ => None,
+        let now = now_secs();
+        let local = read_disk(&self.file)
+            .ok()
+            .flatten()
+            .filter(|d| d.usable(now));
+        let view = self.shared_view.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = view.as_ref().filter(|d| d.usable(now));
+        match (local, shared) {
+            (Some(l), Some(s)) if s.issued_at() >= l.issued_at() => Some(s.scope.clone()),
+            (Some(l), _) => Some(l.scope),
+            (None, s) => s.map(|s| s.scope.clone()),
         }
     }
 
@@ -680,7 +752,10 @@ impl UserSession {
             return Ok(t.access_token());
         }
         let rejected = self.rejected.lock().await.take();
-        let tokens = self.refresh_locked(rejected.as_deref()).await?;
+        let tokens = match self.redis() {
+            Some(r) => self.refresh_shared(r, rejected.as_deref()).await?,
+            None => self.refresh_locked(rejected.as_deref()).await?,
+        };
         let token = tokens.access_token();
         *current = Some(tokens);
         Ok(token)
@@ -844,6 +919,311 @@ impl UserSession {
     async fn forget_quietly(&self) {
         if let Err(e) = self.forget().await {
             tracing::warn!("{e}");
+        }
+    }
+
+    // ---- the login shared by replicas (Redis) -------------------------------------------
+
+    /// At a replica's start: reads the login Redis holds (so [`Self::granted_scopes`] sees
+    /// it), and stores this machine's login there when there is none or this one is newer
+    /// (see [`issued_at`]). Each Redis step is bounded; a failure is a warning.
+    pub async fn sync_shared(&self) {
+        let Some(r) = self.redis() else {
+            return;
+        };
+        let remote = match self.read_shared(r).await {
+            Ok(t) => t,
+            Err(e) => {
+                warn_user(&e);
+                return;
+            }
+        };
+        let Some(local_at) = self.local_issued_at() else {
+            return;
+        };
+        if remote.is_some_and(|t| t.issued_at() >= local_at) {
+            return;
+        }
+        let guard = match self.lock().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!("the user login is not shared with the other replicas: {e}");
+                return;
+            }
+        };
+        match self.read().await {
+            Ok(Some((t, _))) => {
+                if self.put_shared(r, &t).await {
+                    tracing::info!("this machine's user login is shared with the other replicas");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("the user login is not shared with the other replicas: {e}")
+            }
+        }
+        drop(guard);
+    }
+
+    /// The login in use when it came from Redis (this machine has none), with the Redis
+    /// it came from as it may be shown.
+    pub async fn in_use(&self) -> Option<(UserTokens, String)> {
+        let r = self.redis()?;
+        let t = self.current.lock().await.clone()?;
+        Some((t, r.shown().to_string()))
+    }
+
+    /// Reads the login Redis holds again, for [`Self::granted_scopes`] (each re-read of the
+    /// scopes): a login shared or deleted since shows. Nothing without Redis; bounded.
+    pub async fn reread_shared(&self) {
+        if let Some(r) = self.redis()
+            && let Err(e) = self.read_shared(r).await
+        {
+            warn_user(&e);
+        }
+    }
+
+    /// When the tokens in this machine's file were issued, if it has a login (the file
+    /// alone: the keychain is not asked).
+    fn local_issued_at(&self) -> Option<u64> {
+        read_disk(&self.file).ok().flatten().map(|d| d.issued_at())
+    }
+
+    fn set_view(&self, t: Option<&UserTokens>) {
+        let view = t.map(|t| OnDisk::split(t, &SecretStore::Keychain).0);
+        *self.shared_view.lock().unwrap_or_else(|e| e.into_inner()) = view;
+    }
+
+    /// The login in Redis (and the view of it updated). A value that does not parse counts
+    /// as none; its parse error is not shown (it could quote a token).
+    async fn read_shared(&self, r: &RedisLimits) -> Result<Option<UserTokens>, String> {
+        let t = match r.user_get(&self.account).await? {
+            None => None,
+            Some((_, json)) => {
+                let t = serde_json::from_str::<OnDisk>(&json)
+                    .ok()
+                    .and_then(|d| d.merge(None).ok());
+                if t.is_none() {
+                    tracing::warn!(
+                        "the user login in Redis at {} is not readable; it is ignored",
+                        r.shown()
+                    );
+                }
+                t
+            }
+        };
+        self.set_view(t.as_ref());
+        Ok(t)
+    }
+
+    /// Stores `t` in Redis unless a newer login is there, for as long as it can be
+    /// refreshed. Says whether Redis answered (and so holds `t` or a newer login).
+    async fn put_shared(&self, r: &RedisLimits, t: &UserTokens) -> bool {
+        let now = now_secs();
+        let until = if t.refresh_token.is_some() {
+            t.refresh_expires_at.max(t.access_expires_at)
+        } else {
+            t.access_expires_at
+        };
+        if until <= now {
+            return true;
+        }
+        let (disk, _) = OnDisk::split(t, &SecretStore::File);
+        let Ok(json) = serde_json::to_string(&disk) else {
+            return false;
+        };
+        let ttl = Duration::from_secs(until - now);
+        match r.user_put(&self.account, t.issued_at(), &json, ttl).await {
+            Ok(stored) => {
+                if stored {
+                    self.set_view(Some(t));
+                }
+                true
+            }
+            Err(e) => {
+                warn_user(&e);
+                false
+            }
+        }
+    }
+
+    /// As [`Self::refresh_locked`], with the login shared in Redis: the newest login of
+    /// Redis and this machine is used; when it is due, one replica refreshes it under a
+    /// Redis lock (taken before the file lock, always in that order) and stores the rotated
+    /// tokens in Redis — and in this machine's store when it has a login — before the lock
+    /// is released. The others wait (bounded) and take the new tokens from Redis. When Redis
+    /// fails, this replica goes on with its own store as without Redis.
+    async fn refresh_shared(
+        &self,
+        r: &RedisLimits,
+        rejected: Option<&str>,
+    ) -> Result<UserTokens, UserAuthError> {
+        let deadline = tokio::time::Instant::now() + USER_LOCK_LEASE;
+        loop {
+            let remote = match self.read_shared(r).await {
+                Ok(t) => t,
+                Err(e) => return self.refresh_alone(r, &e, rejected).await,
+            };
+            let local_at = self.local_issued_at();
+            let remote = remote.filter(|t| local_at.is_none_or(|l| t.issued_at() >= l));
+            let not_rejected = |t: &UserTokens| rejected != Some(t.access_token.as_str());
+            if let Some(t) = remote
+                .as_ref()
+                .filter(|t| t.fresh(now_secs()) && not_rejected(t))
+            {
+                self.keep_locally(t, local_at).await;
+                return Ok(t.clone());
+            }
+            match r.user_lock(&self.account).await {
+                Err(e) => return self.refresh_alone(r, &e, rejected).await,
+                Ok(true) => {
+                    let result = self.refresh_holding(r, rejected).await;
+                    r.user_unlock(&self.account).await;
+                    return result;
+                }
+                Ok(false) => {}
+            }
+            // Another replica refreshes: a token not yet expired does meanwhile.
+            if let Some(t) = remote.filter(|t| now_secs() < t.access_expires_at && not_rejected(t))
+            {
+                return Ok(t);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(UserAuthError::Transient(format!(
+                    "another replica has been refreshing the user login for {} s",
+                    USER_LOCK_LEASE.as_secs()
+                )));
+            }
+            tokio::time::sleep(r.poll()).await;
+        }
+    }
+
+    /// Redis failed (`e`): this machine's login alone, as without Redis.
+    async fn refresh_alone(
+        &self,
+        r: &RedisLimits,
+        e: &str,
+        rejected: Option<&str>,
+    ) -> Result<UserTokens, UserAuthError> {
+        warn_user(e);
+        if self.local_issued_at().is_none() {
+            return Err(UserAuthError::Transient(format!(
+                "the user login is shared in Redis at {}, which does not answer",
+                r.shown()
+            )));
+        }
+        self.refresh_locked(rejected).await
+    }
+
+    /// Redis holds tokens newer than this machine's login: they replace it here too, so
+    /// that this replica has them should Redis fail later.
+    async fn keep_locally(&self, t: &UserTokens, local_at: Option<u64>) {
+        if local_at.is_none_or(|l| l >= t.issued_at()) {
+            return;
+        }
+        let Ok(guard) = self.lock().await else {
+            return;
+        };
+        if self.local_issued_at().is_some_and(|l| l < t.issued_at())
+            && let Err(e) = self.write(t, true).await
+        {
+            tracing::warn!("the user login shared in Redis is not kept here too: {e}");
+        }
+        drop(guard);
+    }
+
+    /// Holding the Redis lock: the newest login of Redis and this machine (under the file
+    /// lock), refreshed when due or `rejected`, and stored where it belongs.
+    async fn refresh_holding(
+        &self,
+        r: &RedisLimits,
+        rejected: Option<&str>,
+    ) -> Result<UserTokens, UserAuthError> {
+        // Read after the lock was taken: another replica may have just rotated the tokens.
+        let remote = match self.read_shared(r).await {
+            Ok(t) => t,
+            Err(e) => return self.refresh_alone(r, &e, rejected).await,
+        };
+        let guard = self.lock().await.map_err(UserAuthError::Transient)?;
+        let result = self.refresh_newest(r, remote, rejected).await;
+        drop(guard);
+        result
+    }
+
+    async fn refresh_newest(
+        &self,
+        r: &RedisLimits,
+        remote: Option<UserTokens>,
+        rejected: Option<&str>,
+    ) -> Result<UserTokens, UserAuthError> {
+        let local = match self.read().await {
+            Ok(l) => l.map(|(t, _)| t),
+            Err(e) if remote.is_some() => {
+                tracing::debug!("this machine's user login is not readable ({e}); Redis has one");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let local_at = local.as_ref().map(UserTokens::issued_at);
+        let from_local = match (&remote, local_at) {
+            (Some(r), Some(l)) => l > r.issued_at(),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let newest = if from_local { local } else { remote }
+            .ok_or_else(|| UserAuthError::LoginNeeded("nobody is logged in".into()))?;
+        let now = now_secs();
+        if newest.fresh(now) && rejected != Some(newest.access_token.as_str()) {
+            if from_local {
+                self.put_shared(r, &newest).await;
+            } else if local_at.is_some_and(|l| l < newest.issued_at())
+                && let Err(e) = self.write(&newest, true).await
+            {
+                tracing::warn!("the user login shared in Redis is not kept here too: {e}");
+            }
+            return Ok(newest);
+        }
+        if !newest.refreshable(now) {
+            self.forget_everywhere(r, newest.issued_at(), local_at.is_some())
+                .await;
+            return Err(UserAuthError::LoginNeeded("the login has expired".into()));
+        }
+        match self.oauth.refresh(&newest).await {
+            Ok(new) => {
+                // The spent refresh token is useless now: the rotated one goes to Redis,
+                // and here too when this machine has a login — or when Redis did not take
+                // it, so that it is not lost.
+                let shared = self.put_shared(r, &new).await;
+                if (local_at.is_some() || !shared)
+                    && let Err(e) = self.write(&new, true).await
+                {
+                    if !shared {
+                        return Err(UserAuthError::Transient(e));
+                    }
+                    tracing::warn!("the refreshed user login is in Redis, not here: {e}");
+                }
+                tracing::info!("user token refreshed for all replicas");
+                Ok(new)
+            }
+            Err(UserAuthError::LoginNeeded(why)) => {
+                tracing::warn!("the user login is gone: {why}");
+                self.forget_everywhere(r, newest.issued_at(), local_at.is_some())
+                    .await;
+                Err(UserAuthError::LoginNeeded(why))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The login issued at `issued_at` is gone for good: out of Redis (unless a newer one
+    /// is there) and out of this machine's store when it has one.
+    async fn forget_everywhere(&self, r: &RedisLimits, issued_at: u64, here: bool) {
+        self.set_view(None);
+        if let Err(e) = r.user_forget(&self.account, Some(issued_at)).await {
+            warn_user(&e);
+        }
+        if here {
+            self.forget_quietly().await;
         }
     }
 }
@@ -1330,6 +1710,38 @@ mod store_tests {
         let v = file_json(&file);
         assert_eq!(v["secrets"], "keychain");
         assert!(v.get("refresh_token").is_none() && v.get("access_token").is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    /// The rule between this machine's login and the one shared in Redis: the tokens
+    /// issued later win, for the scopes offered too.
+    #[tokio::test]
+    async fn the_newer_of_the_file_and_the_shared_login_gives_the_scopes() {
+        let d = dir("newest");
+        let file = d.join("default.user.json");
+        let s = session(&file, "http://127.0.0.1:9", Arc::new(BrokenKeystore), false);
+        let with = |scope: &str, issued_ago: u64| {
+            let mut t = login("u-x", Some("ur-x"), 7200 - issued_ago);
+            t.scope = vec![scope.into()];
+            t
+        };
+        s.save(&with("file:scope", 100)).await.expect("saved");
+        assert_eq!(s.granted_scopes(), Some(vec!["file:scope".to_string()]));
+        s.set_view(Some(&with("newer:scope", 10)));
+        assert_eq!(s.granted_scopes(), Some(vec!["newer:scope".to_string()]));
+        s.set_view(Some(&with("older:scope", 1000)));
+        assert_eq!(s.granted_scopes(), Some(vec!["file:scope".to_string()]));
+        assert_eq!(s.clear().await, Ok(true));
+        assert_eq!(s.granted_scopes(), Some(vec!["older:scope".to_string()]));
+        let mut gone = with("gone:scope", 7100);
+        gone.refresh_token = None;
+        s.set_view(Some(&gone));
+        assert_eq!(
+            s.granted_scopes(),
+            None,
+            "an unusable shared login offers nothing"
+        );
+        assert!(with("a", 10).issued_at() > with("b", 100).issued_at());
         let _ = std::fs::remove_dir_all(d);
     }
 

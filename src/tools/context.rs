@@ -325,6 +325,10 @@ impl Shared {
     /// Reads the granted scopes again. Returns whether the visible tool set changed; when
     /// it did, every connected client gets `notifications/tools/list_changed`.
     pub async fn refresh_scopes(&self, cancel: &CancellationToken) -> bool {
+        // A login shared by other replicas (Redis) may have come or gone meanwhile.
+        if let Some(user) = self.client.user_session() {
+            user.reread_shared().await;
+        }
         if self.scope_check == ScopeCheck::Off {
             // Scopes are not read, but a login may have come or gone.
             let changed = {

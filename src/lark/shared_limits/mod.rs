@@ -24,6 +24,9 @@ use super::error::{ErrorKind, LarkError};
 use scripts::*;
 
 mod scripts;
+mod user;
+
+pub(crate) use user::{USER_LOCK_LEASE, warn_user};
 
 /// The longest any single Redis command may take before the replica goes on without it.
 const OP_TIMEOUT: Duration = Duration::from_secs(2);

@@ -91,3 +91,26 @@ local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, -string.len(ARGV[1])) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
+
+/// Stores a user login (ARGV[1], `ISSUED:JSON`) unless the one stored was issued later
+/// (its ISSUED, unix seconds, is greater than ARGV[2]): the newest login wins. ARGV[3] is
+/// the key's lifetime in ms (until the refresh token ends). 1 stored, 0 kept the other.
+pub(super) const USER_PUT: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v then
+  local at = tonumber(string.match(v, '^(%d+):'))
+  if at and at > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+";
+
+/// Deletes the stored user login unless it was issued after ARGV[1] (a newer login made
+/// elsewhere is not the one found gone).
+pub(super) const USER_FORGET: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local at = tonumber(string.match(v, '^(%d+):'))
+if at and at > tonumber(ARGV[1]) then return 0 end
+return redis.call('DEL', KEYS[1])
+";
