@@ -100,7 +100,8 @@ pub struct HttpArgs {
     #[arg(long, env = "LARK_MCP_DRAIN_SECS", default_value_t = 10)]
     pub drain_secs: u64,
     /// Redis shared by replicas of this server behind one load balancer: the tenant token,
-    /// send pacing and idempotency keys (redis://[:password@]host:port[/db]).
+    /// the user login, send pacing and idempotency keys (redis://[:password@]host:port[/db]).
+    /// Also for a stdio server next to such replicas.
     #[arg(long, env = "LARK_MCP_REDIS_URL", hide_env_values = true)]
     #[arg(value_parser = secret)]
     pub redis_url: Option<SecretString>,
@@ -151,6 +152,11 @@ pub struct CallArgs {
     pub lark: LarkArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// The Redis of `serve --http --redis-url` replicas: this call shares their limits and
+    /// user login (redis://[:password@]host:port[/db]).
+    #[arg(long, env = "LARK_MCP_REDIS_URL", hide_env_values = true)]
+    #[arg(value_parser = secret)]
+    pub redis_url: Option<SecretString>,
 }
 
 /// Which tools are exposed. Fixed at start; nothing a client sends can widen it.

@@ -127,6 +127,24 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
     (shared, sandbox)
 }
 
+/// `--redis-url` of `serve` and `call`: Lark's limits, the tenant token and the user login
+/// are shared with the replicas (and any other process) using that Redis. A stdio server or a
+/// one-off `call` next to replicas then neither breaks their pace nor spends the refresh
+/// token they hold.
+async fn share_through_redis(url: &secrecy::SecretString, shared: &Shared) {
+    let limits = SharedLimits::redis(url, shared.client.config())
+        .await
+        .unwrap_or_else(|e| fail(1, &e));
+    tracing::info!("sharing Lark's limits with other replicas through {limits:?}");
+    // The user login (`login`) too: before the first scope read, so that a replica without
+    // a login of its own offers the user's tools from Redis's.
+    if let Some(user) = shared.client.user_session() {
+        user.share(limits.clone());
+        user.sync_shared().await;
+    }
+    shared.client.share_limits(limits);
+}
+
 /// `--redis-url` of `login`/`whoami`/`logout`: the login replicas share in Redis is
 /// replaced, refreshed or deleted too. An unreachable Redis stops the command (exit 1),
 /// naming the URL without its password.
@@ -266,25 +284,9 @@ async fn run(cli: cli::Cli) {
             if let Some(Err(e)) = http.as_ref().map(|h| h.check()) {
                 fail(2, &e);
             }
-            if args.http.redis_url.is_some() && http.is_none() {
-                fail(
-                    2,
-                    "--redis-url shares limits between `serve --http` replicas; add --http",
-                );
-            }
             let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
             if let Some(url) = &args.http.redis_url {
-                let limits = SharedLimits::redis(url, shared.client.config())
-                    .await
-                    .unwrap_or_else(|e| fail(1, &e));
-                tracing::info!("sharing Lark's limits with other replicas through {limits:?}");
-                // The user login (`login`) too: before the first scope read, so that a
-                // replica without a login of its own offers the user's tools from Redis's.
-                if let Some(user) = shared.client.user_session() {
-                    user.share(limits.clone());
-                    user.sync_shared().await;
-                }
-                shared.client.share_limits(limits);
+                share_through_redis(url, &shared).await;
             }
             require_scopes(&shared).await;
             use std::io::IsTerminal;
@@ -363,6 +365,9 @@ async fn run(cli: cli::Cli) {
         }
         Command::Call(args) => {
             let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
+            if let Some(url) = &args.redis_url {
+                share_through_redis(url, &shared).await;
+            }
             let cancel = CancellationToken::new();
             // One scope read before the call: strict mode also insists that it worked.
             if shared.scope_check == ScopeCheck::Strict {

@@ -923,3 +923,103 @@ async fn login_and_logout_with_the_redis_url_reach_the_replicas() {
 async fn offers_get_me(c: &McpClient) -> bool {
     c.tool_names(json!({})).await.iter().any(|n| n == "get_me")
 }
+
+/// With the stateless protocol (2026-07-28) any replica answers any request: a send that
+/// needs the person's yes is asked on one replica and confirmed on another; the same answer
+/// replayed on a third is asked again instead of sending twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_asked_on_one_replica_is_answered_on_another_and_only_once() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let servers = replicas(&sbx, 3, &["--redis-url", &url, "--confirm", "writes"]).await;
+    let clients: Vec<McpClient> = servers
+        .iter()
+        .map(|s| {
+            let mut c = s.mcp();
+            c.protocol = Some("2026-07-28".into());
+            c
+        })
+        .collect();
+    let before = sbx.state().messages(Some(RND_CENTER_CHAT));
+    let params = |extra: Value| {
+        let mut p = json!({
+            "name": "send_message",
+            "arguments": {"to": RND_CENTER_CHAT, "text": "confirmed once"},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+                "io.modelcontextprotocol/clientInfo": {"name": "replica-tests", "version": "0"}
+            }
+        });
+        if let (Some(p), Value::Object(e)) = (p.as_object_mut(), extra) {
+            p.extend(e);
+        }
+        p
+    };
+    let asked = stateless_send(&clients[0], params(json!({}))).await;
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    let state = asked["result"]["requestState"].clone();
+    assert!(new_messages(&sbx, RND_CENTER_CHAT, &before).is_empty());
+
+    let yes = json!({"inputResponses": {"confirm": {"action": "accept"}}, "requestState": state});
+    let sent = stateless_send(&clients[1], params(yes.clone())).await;
+    assert_eq!(sent["result"]["isError"], false, "{sent}");
+    assert_eq!(new_messages(&sbx, RND_CENTER_CHAT, &before).len(), 1);
+
+    let replayed = stateless_send(&clients[2], params(yes)).await;
+    assert_eq!(
+        replayed["result"]["resultType"], "input_required",
+        "{replayed}"
+    );
+    assert_eq!(
+        arrivals(&sbx, RND_CENTER_CHAT, &before).get("confirmed once"),
+        Some(&1),
+        "one message for one confirmation"
+    );
+}
+
+/// One stateless (2026-07-28) `send_message` call: its JSON-RPC answer.
+async fn stateless_send(c: &McpClient, params: Value) -> Value {
+    let id = c.next_id();
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+    let rb = c
+        .post(&body)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "send_message");
+    c.send(rb).await.response(id).clone()
+}
+
+/// A stdio server (a desktop client's) and a one-off `call` next to the replicas share
+/// their token and pace too, given the same `--redis-url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_server_and_a_call_next_to_the_replicas_share_their_token() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let servers = replicas(&sbx, 1, &["--redis-url", &url]).await;
+    let clients = sessions(&servers).await;
+    let r = try_call(&clients[0], "get_app_status", json!({})).await;
+    assert!(r.as_ref().is_some_and(succeeded), "{r:?}");
+    let fetched = sbx.state().count("tenant_access_token_internal");
+
+    let stdio = common::mcp::McpServer::start(&sbx, &["--redis-url", &url]).await;
+    let r = stdio
+        .call("send_message", json!({"to": RND_CENTER_CHAT, "text": "from stdio"}))
+        .await;
+    assert_eq!(r.is_error, Some(false), "{r:?}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lark-mcp-server"))
+        .args(["call", "get_app_status", "--domain", &sbx.base, "--redis-url", &url])
+        .env("LARK_APP_ID", APP_ID)
+        .env("LARK_APP_SECRET", APP_SECRET)
+        .env("XDG_CACHE_HOME", common::http::fresh_cache_home())
+        .env_remove("LARK_MCP_REDIS_URL")
+        .output()
+        .expect("run call");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        sbx.state().count("tenant_access_token_internal"),
+        fetched,
+        "the stdio server and the call used the replicas' token"
+    );
+}

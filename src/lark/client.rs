@@ -370,6 +370,12 @@ impl LarkClient {
         let _ = self.inner.limits.set(limits);
     }
 
+    /// Whether `what` (a one-time token) is claimed here first, among all replicas sharing
+    /// limits through Redis, for `ttl`; always so for a process alone.
+    pub async fn claim_once(&self, what: &str, ttl: Duration) -> bool {
+        self.limits().claim(what, ttl).await
+    }
+
     fn limits(&self) -> &SharedLimits {
         self.inner.limits.get().unwrap_or(&IN_PROCESS)
     }

@@ -320,6 +320,35 @@ impl SharedLimits {
         }
     }
 
+    /// Whether this is the first claim of `what` among all replicas for `ttl` (a one-time
+    /// token such as a confirmation state). In process, and when Redis fails, the caller's
+    /// own record is the answer: `true`.
+    pub(super) async fn claim(&self, what: &str, ttl: Duration) -> bool {
+        let SharedLimits::Redis(r) = self else {
+            return true;
+        };
+        let mut set = redis::cmd("SET");
+        set.arg(format!("{}claimed:{what}", r.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        let mut c = r.conn.clone();
+        match r
+            .run(
+                "record a one-time claim",
+                set.query_async::<Option<String>>(&mut c),
+            )
+            .await
+        {
+            Ok(set) => set.is_some(),
+            Err(e) => {
+                warn(&e);
+                true
+            }
+        }
+    }
+
     /// Runs the write `run` once for all replicas under `key` (an agent's idempotency key):
     /// a replica that finds its outcome returns it; one that finds it under way waits for
     /// it (bounded). In process, `run` simply runs: Lark's `uuid` dedupe is the guarantee.

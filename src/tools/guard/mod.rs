@@ -278,33 +278,31 @@ impl Guard {
     }
 
     /// Whether `state` was issued (by any replica of this app) for this very call, has not
-    /// expired and was not answered before.
-    fn redeem(&self, state: &str, tool: &str, digest: u64) -> bool {
+    /// expired and was not answered before in this process: its nonce and how long it has
+    /// left, for the other replicas to be asked too (`ToolCtx::redeem`).
+    fn redeem(&self, state: &str, tool: &str, digest: u64) -> Option<(String, Duration)> {
         use subtle::ConstantTimeEq;
-        let Some((payload, mac)) = state.rsplit_once('.') else {
-            return false;
-        };
+        let (payload, mac) = state.rsplit_once('.')?;
         if !bool::from(self.mac(payload).as_bytes().ct_eq(mac.as_bytes())) {
-            return false;
+            return None;
         }
         let parts: Vec<&str> = payload.splitn(5, '.').collect();
         let [_, expires, nonce, d, t] = parts[..] else {
-            return false;
+            return None;
         };
         let now = unix_now();
-        let fits = t == tool
-            && d == format!("{digest:016x}")
-            && expires.parse::<u64>().is_ok_and(|e| e > now);
-        if !fits {
-            return false;
+        let expires = expires.parse::<u64>().ok().filter(|e| *e > now)?;
+        if t != tool || d != format!("{digest:016x}") {
+            return None;
         }
         let mut used = lock(&self.used);
         used.retain(|_, exp| *exp > now);
         if used.len() >= MAX_USED {
-            return false;
+            return None;
         }
-        used.insert(nonce.to_string(), expires.parse().unwrap_or(now))
+        used.insert(nonce.to_string(), expires)
             .is_none()
+            .then(|| (nonce.to_string(), Duration::from_secs(expires - now)))
     }
 }
 
@@ -490,14 +488,13 @@ impl ToolCtx {
                 }
             }
             Asker::Stateless { responses, state } => {
-                let answered = match (responses.as_ref().and_then(|r| r.get("confirm")), state) {
-                    (Some(answer), Some(state))
-                        if self.shared.guard.redeem(state, tool, self.call.args_digest) =>
-                    {
-                        serde_json::from_value::<ElicitResult>(answer.clone()).ok()
-                    }
-                    _ => None,
-                };
+                let mut answered = None;
+                if let (Some(answer), Some(state)) =
+                    (responses.as_ref().and_then(|r| r.get("confirm")), state)
+                    && self.redeem(state, tool).await
+                {
+                    answered = serde_json::from_value::<ElicitResult>(answer.clone()).ok();
+                }
                 match answered {
                     Some(a) => a,
                     None => {
@@ -538,6 +535,20 @@ impl ToolCtx {
 impl ToolCtx {
     /// What the person reads: the action, whom it reaches (with names where known) and
     /// what will be sent or changed.
+    /// Whether `state` answers this call and was answered nowhere before: not in this
+    /// process, and not on another replica sharing limits through Redis (a replayed
+    /// confirmation would run the write twice).
+    async fn redeem(&self, state: &str, tool: &str) -> bool {
+        let Some((nonce, left)) = self.shared.guard.redeem(state, tool, self.call.args_digest)
+        else {
+            return false;
+        };
+        self.shared
+            .client
+            .claim_once(&format!("confirmation:{nonce}"), left)
+            .await
+    }
+
     async fn confirmation_text(&self, w: &Write, req: &Request) -> String {
         let title = self.call.tool.map(|m| m.title).unwrap_or("Write");
         let people: Vec<String> = w
@@ -609,20 +620,26 @@ mod tests {
         let b = Guard::new(GuardConfig::default(), b"app secret");
         let other_app = Guard::new(GuardConfig::default(), b"another secret");
         let state = a.seal("dissolve_chat", 42);
-        assert!(!a.redeem(&state, "recall_message", 42), "another tool");
-        assert!(!a.redeem(&state, "dissolve_chat", 43), "other arguments");
         assert!(
-            !other_app.redeem(&state, "dissolve_chat", 42),
+            a.redeem(&state, "recall_message", 42).is_none(),
+            "another tool"
+        );
+        assert!(
+            a.redeem(&state, "dissolve_chat", 43).is_none(),
+            "other arguments"
+        );
+        assert!(
+            other_app.redeem(&state, "dissolve_chat", 42).is_none(),
             "another app"
         );
         let forged = state.replace(".dissolve_chat.", ".recall_message.");
-        assert!(!a.redeem(&forged, "recall_message", 42), "edited");
+        assert!(a.redeem(&forged, "recall_message", 42).is_none(), "edited");
         assert!(
-            b.redeem(&state, "dissolve_chat", 42),
+            b.redeem(&state, "dissolve_chat", 42).is_some(),
             "a replica of the same app"
         );
-        assert!(!b.redeem(&state, "dissolve_chat", 42), "used once");
-        assert!(!a.redeem("v1.1.x.y.z", "z", 0));
-        assert!(!a.redeem("", "dissolve_chat", 42));
+        assert!(b.redeem(&state, "dissolve_chat", 42).is_none(), "used once");
+        assert!(a.redeem("v1.1.x.y.z", "z", 0).is_none());
+        assert!(a.redeem("", "dissolve_chat", 42).is_none());
     }
 }
