@@ -1005,18 +1005,32 @@ async fn a_stdio_server_and_a_call_next_to_the_replicas_share_their_token() {
 
     let stdio = common::mcp::McpServer::start(&sbx, &["--redis-url", &url]).await;
     let r = stdio
-        .call("send_message", json!({"to": RND_CENTER_CHAT, "text": "from stdio"}))
+        .call(
+            "send_message",
+            json!({"to": RND_CENTER_CHAT, "text": "from stdio"}),
+        )
         .await;
     assert_eq!(r.is_error, Some(false), "{r:?}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lark-mcp-server"))
-        .args(["call", "get_app_status", "--domain", &sbx.base, "--redis-url", &url])
+        .args([
+            "call",
+            "get_app_status",
+            "--domain",
+            &sbx.base,
+            "--redis-url",
+            &url,
+        ])
         .env("LARK_APP_ID", APP_ID)
         .env("LARK_APP_SECRET", APP_SECRET)
         .env("XDG_CACHE_HOME", common::http::fresh_cache_home())
         .env_remove("LARK_MCP_REDIS_URL")
         .output()
         .expect("run call");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         sbx.state().count("tenant_access_token_internal"),
         fetched,

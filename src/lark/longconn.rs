@@ -322,7 +322,15 @@ async fn session(
     };
     let dial = tokio::time::timeout(
         cfg.connect_timeout.max(Duration::from_secs(5)),
-        tokio_tungstenite::connect_async(ep.url.as_str()),
+        tokio_tungstenite::connect_async_tls_with_config(
+            ep.url.as_str(),
+            None,
+            false,
+            // The roots and crypto every Lark request uses (the system's), not a bundle.
+            Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+                super::tls::client_config(),
+            ))),
+        ),
     );
     let (ws, _) = tokio::select! {
         _ = cancel.cancelled() => return Ended::Cancelled,

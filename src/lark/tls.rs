@@ -18,7 +18,7 @@ fn provider() -> Arc<CryptoProvider> {
     PROVIDER
         .get_or_init(|| {
             let p = Arc::new(rustls::crypto::ring::default_provider());
-            // For clients built without our config (the long connection's websocket).
+            // For any TLS client built without this configuration.
             let _ = CryptoProvider::install_default(p.as_ref().clone());
             p
         })
