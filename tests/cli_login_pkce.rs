@@ -8,8 +8,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::http::BIN;
-use common::{APP_ID, APP_SECRET, Sbx};
+use common::{APP_ID, Sbx};
 use lark_mcp_server::sandbox::Options;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -22,23 +21,10 @@ fn home(test: &str) -> std::path::PathBuf {
 }
 
 fn command(sbx: &Sbx, home: &std::path::Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).args(["--domain", &sbx.base]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LARK_") || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("LARK_APP_ID", APP_ID)
-        .env("LARK_APP_SECRET", APP_SECRET)
-        .env("RUST_LOG", "warn")
-        .env("XDG_CONFIG_HOME", home)
-        .env("HOME", home)
-        .env("LARK_MCP_KEYCHAIN", "off")
-        .stdin(Stdio::null())
+    let mut cmd = common::login::command(sbx, home, args);
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     cmd
 }
 

@@ -8,13 +8,12 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::http::BIN;
+use common::Sbx;
+use common::login::{command, env, login, login_with};
 use common::mcp::McpServer;
-use common::{APP_ID, APP_SECRET, Sbx};
 use lark_mcp_server::sandbox::Options;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 const WAIT: Duration = Duration::from_secs(30);
 /// A user token this short-lived is refreshed a second before it expires.
@@ -24,69 +23,8 @@ fn home(test: &str) -> std::path::PathBuf {
     common::config_home("mcp-user", test)
 }
 
-fn env(home: &std::path::Path) -> Vec<(&'static str, String)> {
-    vec![
-        ("XDG_CONFIG_HOME", home.display().to_string()),
-        ("HOME", home.display().to_string()),
-        ("LARK_MCP_KEYCHAIN", "off".into()),
-    ]
-}
-
-fn command(sbx: &Sbx, home: &std::path::Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).args(["--domain", &sbx.base]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LARK_") || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("LARK_APP_ID", APP_ID)
-        .env("LARK_APP_SECRET", APP_SECRET)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
-    for (k, v) in env(home) {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
 fn short_lived() -> Options {
     serde_json::from_value(json!({"user_token_ttl_secs": TTL_SECS})).expect("options")
-}
-
-/// `login --no-browser`, confirmed by opening the link as a person would.
-async fn login(sbx: &Sbx, home: &std::path::Path) {
-    login_with(sbx, home, &[]).await;
-}
-
-/// As [`login`], with more `login` flags.
-async fn login_with(sbx: &Sbx, home: &std::path::Path, extra: &[&str]) {
-    let mut args = vec!["login", "--no-browser"];
-    args.extend_from_slice(extra);
-    let mut child = command(sbx, home, &args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("login starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = tokio::time::timeout(WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("Link: ") {
-                return url.to_string();
-            }
-        }
-        panic!("no link from login");
-    })
-    .await
-    .expect("the link");
-    let page = reqwest::get(&url).await.expect("the page");
-    assert_eq!(page.status().as_u16(), 200, "{url}");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let status = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("login ends")
-        .expect("wait");
-    assert!(status.success(), "login: {status:?}");
 }
 
 fn refreshes(sbx: &Sbx) -> u64 {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{HttpServer, LATEST, McpClient, Reply, text};
 use common::im::*;
+use common::login::{command, env, login, login_file, login_with};
 use common::*;
 use serde_json::{Value, json};
 
@@ -537,77 +538,6 @@ fn user_home(test: &str, replica: &str) -> std::path::PathBuf {
     common::config_home("replicas-user", &format!("{test}-{replica}"))
 }
 
-/// The profile directory of `home` as replicas and `login` see it, the keychain off: the
-/// tokens are in `default.user.json` there.
-fn user_env(home: &std::path::Path) -> Vec<(&'static str, String)> {
-    vec![
-        ("XDG_CONFIG_HOME", home.display().to_string()),
-        ("HOME", home.display().to_string()),
-        ("LARK_MCP_KEYCHAIN", "off".into()),
-    ]
-}
-
-fn login_file(home: &std::path::Path) -> std::path::PathBuf {
-    home.join("lark-mcp-server/profiles/default.user.json")
-}
-
-/// `login --no-browser` (the real binary, the device flow at the sandbox) into `home`,
-/// confirmed by opening the link as a person would.
-async fn user_login(sbx: &Sbx, home: &std::path::Path) {
-    user_login_with(sbx, home, &[]).await;
-}
-
-/// `lark-mcp-server ARGS --domain SANDBOX` on the profile directory `home`.
-fn user_command(sbx: &Sbx, home: &std::path::Path, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(common::http::BIN);
-    cmd.args(args).args(["--domain", &sbx.base]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LARK_") || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("LARK_APP_ID", APP_ID)
-        .env("LARK_APP_SECRET", APP_SECRET)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
-    for (k, v) in user_env(home) {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-/// As [`user_login`], with more `login` arguments.
-async fn user_login_with(sbx: &Sbx, home: &std::path::Path, extra: &[&str]) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut args = vec!["login", "--no-browser"];
-    args.extend_from_slice(extra);
-    let mut child = user_command(sbx, home, &args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("login starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("Link: ") {
-                return url.to_string();
-            }
-        }
-        panic!("no link from login");
-    })
-    .await
-    .expect("the link");
-    let page = reqwest::get(&url).await.expect("the page");
-    assert_eq!(page.status().as_u16(), 200, "{url}");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("login ends")
-        .expect("wait");
-    assert!(status.success(), "login: {status:?}");
-    assert!(login_file(home).exists(), "the login is in the file");
-}
-
 /// The token in the login file of `home` (`access_token` or `refresh_token`).
 fn stored_token(home: &std::path::Path, which: &str) -> String {
     let v: Value =
@@ -618,7 +548,7 @@ fn stored_token(home: &std::path::Path, which: &str) -> String {
 
 /// One replica on the profile directory `home`.
 async fn user_replica(sbx: &Sbx, home: &std::path::Path, args: &[&str]) -> HttpServer {
-    let env = user_env(home);
+    let env = env(home);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     HttpServer::start_env(&sbx.base, args, &env).await
 }
@@ -674,7 +604,7 @@ async fn three_replicas_refresh_the_user_login_once() {
         .iter()
         .map(|r| user_home("once", r))
         .collect();
-    user_login(&sbx, &homes[0]).await;
+    login(&sbx, &homes[0]).await;
     let first_refresh = stored_token(&homes[0], "refresh_token");
     let mut servers = Vec::new();
     for home in &homes {
@@ -755,7 +685,7 @@ async fn a_replica_without_a_login_acts_as_the_user_through_redis() {
     let sbx = Sbx::with_options(short_lived_user()).await;
     let url = redis.url();
     let (with, without) = (user_home("shared", "with"), user_home("shared", "without"));
-    user_login(&sbx, &with).await;
+    login(&sbx, &with).await;
     let a = user_replica(&sbx, &with, &["--redis-url", &url]).await;
     let b = user_replica(&sbx, &without, &["--redis-url", &url]).await;
     let servers = vec![a, b];
@@ -800,7 +730,7 @@ async fn with_redis_down_the_replica_with_a_login_still_acts_as_the_user() {
     let sbx = Sbx::with_options(short_lived_user()).await;
     let url = redis.url();
     let (with, without) = (user_home("down", "with"), user_home("down", "without"));
-    user_login(&sbx, &with).await;
+    login(&sbx, &with).await;
     let a = user_replica(&sbx, &with, &["--redis-url", &url]).await;
     let b = user_replica(&sbx, &without, &["--redis-url", &url]).await;
     let servers = vec![a, b];
@@ -849,7 +779,7 @@ async fn login_and_logout_with_the_redis_url_reach_the_replicas() {
     ];
     let early = sessions(&early).await;
     assert!(!offers_get_me(&early[0]).await);
-    user_login_with(&sbx, &laptop, &["--redis-url", &url]).await;
+    login_with(&sbx, &laptop, &["--redis-url", &url]).await;
     assert!(!user_key(&redis).is_empty(), "login stored it in Redis");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !offers_get_me(&early[0]).await {
@@ -869,7 +799,7 @@ async fn login_and_logout_with_the_redis_url_reach_the_replicas() {
     assert!(succeeded(&me), "{}", text(&me));
 
     // whoami on a machine with no login of its own shows the shared one.
-    let out = user_command(&sbx, &replica, &["whoami", "--redis-url", &url])
+    let out = command(&sbx, &replica, &["whoami", "--redis-url", &url])
         .output()
         .await
         .expect("whoami runs");
@@ -889,7 +819,7 @@ async fn login_and_logout_with_the_redis_url_reach_the_replicas() {
         "nothing written where no login was"
     );
 
-    let out = user_command(&sbx, &laptop, &["logout", "--redis-url", &url])
+    let out = command(&sbx, &laptop, &["logout", "--redis-url", &url])
         .output()
         .await
         .expect("logout runs");

@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod im;
+pub mod login;
 pub mod mcp;
 
 use std::sync::Arc;
