@@ -967,3 +967,136 @@ async fn a_stdio_server_and_a_call_next_to_the_replicas_share_their_token() {
         "the stdio server and the call used the replicas' token"
     );
 }
+
+/// `--send-budget` counts the sends of all replicas sharing Redis: 5/h over three replicas
+/// is 5 messages an hour, not 15; the refused sends never reach Lark; a send Lark refuses
+/// spends nothing on any replica; every replica's status shows the shared figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_send_budget_is_shared_by_the_replicas() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let args = [
+        "--redis-url",
+        &url,
+        "--send-budget",
+        "5/h",
+        "--confirm",
+        "none",
+    ];
+    let servers = replicas(&sbx, 3, &args).await;
+    let clients = sessions(&servers).await;
+    // Lark refuses this one (the bot is not in that chat): it is given back, in Redis too.
+    let refused = clients[0]
+        .call("send_message", json!({"to": HR_PRIVATE_CHAT, "text": "x"}))
+        .await;
+    assert!(text(&refused).contains("230002"), "{}", text(&refused));
+
+    let before = sbx.state().messages(Some(RND_CENTER_CHAT));
+    let lark_sends_before = recorded(&sbx, "send_message").len();
+    let started = Instant::now();
+    let (results, _) = burst(&clients, 9, "budget").await;
+    let took = started.elapsed();
+    let answers: Vec<&Value> = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.as_ref().unwrap_or_else(|| panic!("send {i}: no answer")))
+        .collect();
+    let ok = answers.iter().filter(|r| succeeded(r)).count();
+    let delivered = arrivals(&sbx, RND_CENTER_CHAT, &before)
+        .values()
+        .sum::<usize>();
+    let lark_sends = recorded(&sbx, "send_message").len() - lark_sends_before;
+    eprintln!(
+        "3 replicas + Redis, --send-budget 5/h, 9 concurrent sends: {ok} succeeded, \
+         {delivered} delivered, {lark_sends} send request(s) to Lark, {:.2} s",
+        took.as_secs_f64()
+    );
+    assert_eq!(ok, 5, "5/h for all replicas together, not per replica");
+    assert_eq!(delivered, 5);
+    assert_eq!(lark_sends, 5, "the refused sends never reached Lark");
+    for r in answers.iter().filter(|r| !succeeded(r)) {
+        let t = text(r);
+        assert!(t.contains("server's send budget (5/h"), "{t}");
+        assert!(
+            t.contains("possible in 59 min") || t.contains("possible in 1 h 0 min"),
+            "{t}"
+        );
+    }
+    assert_eq!(
+        redis
+            .cli(&["--scan", "--pattern", "*:send_budget:5/3600"])
+            .lines()
+            .count(),
+        1,
+        "one budget key for the app"
+    );
+    let key = redis.cli(&["--scan", "--pattern", "*:send_budget:5/3600"]);
+    assert_eq!(redis.cli(&["ZCARD", &key]), "5");
+    let ttl: i64 = redis.cli(&["PTTL", &key]).parse().unwrap_or(-1);
+    assert!(
+        ttl > 3_500_000 && ttl <= 3_600_000,
+        "expires after a period: {ttl}"
+    );
+    // Each replica, including those that sent little, sees the budget spent.
+    for c in &clients {
+        let status = c.call("get_app_status", json!({})).await;
+        assert_eq!(
+            status["structuredContent"]["guard_rails"]["send_budget"],
+            "5/h (0 left now, shared by the replicas)",
+            "{status}"
+        );
+    }
+    // A later send on any replica is refused before Lark, whichever replica it reaches.
+    let late = clients[2]
+        .call(
+            "send_message",
+            json!({"to": RND_CENTER_CHAT, "text": "late"}),
+        )
+        .await;
+    assert!(text(&late).contains("send budget (5/h"), "{}", text(&late));
+    assert_eq!(recorded(&sbx, "send_message").len() - lark_sends_before, 5);
+}
+
+/// With Redis gone, each replica goes on with its own window, which remembers the sends
+/// it made while Redis counted them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_each_replica_keeps_the_send_budget_alone() {
+    let redis = RedisServer::start();
+    let sbx = Sbx::start().await;
+    let url = redis.url();
+    let args = [
+        "--redis-url",
+        &url,
+        "--send-budget",
+        "3/h",
+        "--confirm",
+        "none",
+    ];
+    let servers = replicas(&sbx, 2, &args).await;
+    let clients = sessions(&servers).await;
+    let send = |i: usize| json!({"to": RND_CENTER_CHAT, "text": format!("alone {i}")});
+    for i in 0..2 {
+        let r = clients[0].call("send_message", send(i)).await;
+        assert!(succeeded(&r), "{}", text(&r));
+    }
+    drop(redis);
+    let outcomes = tokio::time::timeout(Duration::from_secs(40), async {
+        let mut out = Vec::new();
+        for (c, i) in [(0, 2), (0, 3), (1, 4), (1, 5), (1, 6), (1, 7)] {
+            out.push(succeeded(&clients[c].call("send_message", send(i)).await));
+        }
+        out
+    })
+    .await
+    .expect("sends do not hang on a dead Redis");
+    // Replica 0 had sent 2 of its 3; replica 1 none.
+    assert_eq!(outcomes, [true, false, true, true, true, false]);
+    let status = clients[0].call("get_app_status", json!({})).await;
+    let shown = status["structuredContent"]["guard_rails"]["send_budget"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(shown.contains("0 left now on this replica"), "{shown}");
+    assert!(servers[0].log.text().contains("goes on alone"));
+}

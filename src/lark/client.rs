@@ -376,6 +376,37 @@ impl LarkClient {
         self.limits().claim(what, ttl).await
     }
 
+    /// Whether this client shares limits with other replicas (through Redis).
+    pub fn shares_limits(&self) -> bool {
+        matches!(self.limits(), SharedLimits::Redis(_))
+    }
+
+    /// Counts one send against the `--send-budget` the replicas share through Redis:
+    /// `Some(Ok(id))` counted, `Some(Err(wait))` used up; `None` for a process alone, or
+    /// when Redis fails (the replica's own window decides then).
+    pub async fn shared_budget_take(
+        &self,
+        sends: usize,
+        period: Duration,
+    ) -> Option<Result<String, Duration>> {
+        self.limits().budget_take(sends, period).await
+    }
+
+    /// The send counted as `id` never reached Lark: it stops counting on every replica.
+    pub async fn shared_budget_give_back(&self, sends: usize, period: Duration, id: &str) {
+        self.limits().budget_give_back(sends, period, id).await
+    }
+
+    /// Sends left in the shared budget and the wait until the oldest stops counting;
+    /// `None` for a process alone, or when Redis fails.
+    pub async fn shared_budget_left(
+        &self,
+        sends: usize,
+        period: Duration,
+    ) -> Option<(usize, Duration)> {
+        self.limits().budget_left(sends, period).await
+    }
+
     fn limits(&self) -> &SharedLimits {
         self.inner.limits.get().unwrap_or(&IN_PROCESS)
     }

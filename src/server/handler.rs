@@ -265,7 +265,7 @@ impl LarkMcp {
                     // Lark answered and refused: nothing was sent, so the send is not spent.
                     let taken =
                         std::mem::take(&mut crate::tools::guard::lock_record(&record).taken);
-                    taken.iter().for_each(|w| w.give_back());
+                    crate::tools::guard::give_back(&self.shared.client, taken).await;
                 }
                 if e.lark
                     .as_ref()

@@ -76,7 +76,7 @@ pub async fn app_status(shared: &Shared, cancel: &CancellationToken, how: Gather
         problem: None,
         visible_tools: Vec::new(),
         hidden_tools: Vec::new(),
-        guard_rails: shared.guard.status(),
+        guard_rails: shared.guard.shared_status(&shared.client).await,
         long_connection: shared.longconn.get().map(|c| c.status()),
         bot_error: None,
         scope_error: None,

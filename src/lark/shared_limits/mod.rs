@@ -349,6 +349,92 @@ impl SharedLimits {
         }
     }
 
+    /// Counts one send against the budget of `sends` per `period` that the replicas share:
+    /// `Some(Ok(member))` counted (give it back with [`SharedLimits::budget_give_back`]),
+    /// `Some(Err(wait))` used up until then. `None` in process, or when Redis fails (with a
+    /// warning): the caller's own window decides.
+    pub(super) async fn budget_take(
+        &self,
+        sends: usize,
+        period: Duration,
+    ) -> Option<Result<String, Duration>> {
+        let SharedLimits::Redis(r) = self else {
+            return None;
+        };
+        let member = super::new_uuid();
+        let script = Script::new(BUDGET_TAKE);
+        let mut inv = script.key(r.budget_key(sends, period));
+        inv.arg(sends)
+            .arg(period.as_millis().max(1) as u64)
+            .arg(&member);
+        let mut c = r.conn.clone();
+        match r
+            .run(
+                "count a send against the send budget",
+                inv.invoke_async::<i64>(&mut c),
+            )
+            .await
+        {
+            Ok(wait) if wait < 0 => Some(Ok(member)),
+            Ok(wait) => Some(Err(Duration::from_millis(wait as u64))),
+            Err(e) => {
+                warn(&e);
+                None
+            }
+        }
+    }
+
+    /// Lark refused the send counted as `member`: it no longer counts on any replica.
+    pub(super) async fn budget_give_back(&self, sends: usize, period: Duration, member: &str) {
+        let SharedLimits::Redis(r) = self else {
+            return;
+        };
+        let mut zrem = redis::cmd("ZREM");
+        zrem.arg(r.budget_key(sends, period)).arg(member);
+        let mut c = r.conn.clone();
+        if let Err(e) = r
+            .run(
+                "give back a send to the send budget",
+                zrem.query_async::<i64>(&mut c),
+            )
+            .await
+        {
+            warn(&e);
+        }
+    }
+
+    /// The shared send budget now: sends left, and how long until the oldest counted one
+    /// stops counting. `None` in process, or when Redis fails.
+    pub(super) async fn budget_left(
+        &self,
+        sends: usize,
+        period: Duration,
+    ) -> Option<(usize, Duration)> {
+        let SharedLimits::Redis(r) = self else {
+            return None;
+        };
+        let script = Script::new(BUDGET_PEEK);
+        let mut inv = script.key(r.budget_key(sends, period));
+        inv.arg(period.as_millis().max(1) as u64);
+        let mut c = r.conn.clone();
+        match r
+            .run(
+                "read the send budget",
+                inv.invoke_async::<(i64, i64)>(&mut c),
+            )
+            .await
+        {
+            Ok((used, wait)) => Some((
+                sends.saturating_sub(used.max(0) as usize),
+                Duration::from_millis(wait.max(0) as u64),
+            )),
+            Err(e) => {
+                warn(&e);
+                None
+            }
+        }
+    }
+
     /// Runs the write `run` once for all replicas under `key` (an agent's idempotency key):
     /// a replica that finds its outcome returns it; one that finds it under way waits for
     /// it (bounded). In process, `run` simply runs: Lark's `uuid` dedupe is the guarantee.
@@ -433,6 +519,12 @@ impl RedisLimits {
 
     fn hold_key(&self, op: &str) -> String {
         format!("{}hold:{op}", self.prefix)
+    }
+
+    /// One sorted set per budget: replicas started with different `--send-budget` values
+    /// count apart rather than mixing their sends under two limits.
+    fn budget_key(&self, sends: usize, period: Duration) -> String {
+        format!("{}send_budget:{sends}/{}", self.prefix, period.as_secs())
     }
 
     fn token_key(&self) -> String {

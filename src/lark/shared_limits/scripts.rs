@@ -114,3 +114,33 @@ local at = tonumber(string.match(v, '^(%d+):'))
 if at and at > tonumber(ARGV[1]) then return 0 end
 return redis.call('DEL', KEYS[1])
 ";
+
+/// `--send-budget` shared by the replicas: a sorted set of the sends of the last period
+/// (ARGV[2] ms), each a unique member (ARGV[3]) scored with Redis's time. Counts the send
+/// when fewer than ARGV[1] count (-1), else answers the ms until the oldest stops counting.
+pub(super) const BUDGET_TAKE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], period)
+  return -1
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(first[2]) + period - now)
+";
+
+/// The shared send budget's sends of the last period (ARGV[1] ms), and the ms until the
+/// oldest stops counting (0 with none). Reads only.
+pub(super) const BUDGET_PEEK: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = tonumber(ARGV[1])
+local used = redis.call('ZCOUNT', KEYS[1], '(' .. (now - period), '+inf')
+local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now - period), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+local wait = 0
+if first[2] then wait = math.max(1, tonumber(first[2]) + period - now) end
+return {used, wait}
+";

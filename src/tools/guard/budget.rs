@@ -99,6 +99,32 @@ impl Window {
         Err(self.spec.period.saturating_sub(now.duration_since(oldest)))
     }
 
+    /// How long until a send is possible, when none is now (without counting one).
+    pub fn full_for(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let sends = self.lock();
+        let counting = sends
+            .iter()
+            .filter(|t| now.duration_since(**t) < self.spec.period);
+        let oldest = counting.clone().next().copied()?;
+        (counting.count() >= self.spec.sends)
+            .then(|| self.spec.period.saturating_sub(now.duration_since(oldest)))
+    }
+
+    /// Records a send counted elsewhere (the budget the replicas share), so that this
+    /// replica alone still knows its own sends when the shared count cannot be reached.
+    pub fn note(&self) {
+        let now = Instant::now();
+        let mut sends = self.lock();
+        while sends
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.spec.period)
+        {
+            sends.pop_front();
+        }
+        sends.push_back(now);
+    }
+
     /// Takes back the newest send: it never reached Lark.
     pub fn give_back(&self) {
         self.lock().pop_back();
@@ -156,8 +182,13 @@ mod tests {
         assert_eq!(w.left(), 0);
         tokio::time::advance(wait).await;
         assert!(w.take().is_ok());
+        assert_eq!(w.full_for(), Some(Duration::from_secs(20)));
         w.give_back();
         assert_eq!(w.left(), 1);
+        assert_eq!(w.full_for(), None);
+        w.note();
+        w.note();
+        assert_eq!((w.left(), w.take().is_err()), (0, true));
         assert_eq!(human(Duration::from_millis(200_500)), "3 min 21 s");
     }
 }

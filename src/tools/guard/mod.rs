@@ -70,6 +70,9 @@ pub struct GuardConfig {
     pub audit_bodies: bool,
 }
 
+/// The owner of the server's send budget (shared by the replicas with Redis).
+const SERVER: &str = "server";
+
 /// How long a person has to answer a confirmation.
 const CONFIRM_WAIT: Duration = Duration::from_secs(600);
 /// Answered confirmations remembered (so a state is used once), at most.
@@ -155,10 +158,32 @@ pub struct Record {
     pub body: Option<Value>,
     /// Why nothing was sent, when the guard stopped it.
     pub stopped: Option<&'static str>,
-    /// The send-budget windows this call took a send from (given back if Lark refuses).
-    pub taken: Vec<Arc<Window>>,
+    /// The sends this call counted against the send budgets (given back if Lark refuses).
+    pub taken: Vec<Taken>,
     /// Set once the guard let the call through: its Lark requests are the write.
     pub passed: bool,
+}
+
+/// One send counted against a budget window: given back if Lark refuses the send.
+#[derive(Debug)]
+pub struct Taken {
+    window: Arc<Window>,
+    /// Its id in the budget the replicas share through Redis, when that counted it.
+    shared: Option<String>,
+}
+
+/// Lark refused the call: its sends never happened, so they stop counting, here and, for
+/// the server's budget shared through Redis, on every replica.
+pub async fn give_back(client: &crate::lark::LarkClient, taken: Vec<Taken>) {
+    for t in taken {
+        t.window.give_back();
+        if let Some(id) = &t.shared {
+            let spec = t.window.spec();
+            client
+                .shared_budget_give_back(spec.sends, spec.period, id)
+                .await;
+        }
+    }
 }
 
 /// How this call's client can be asked to confirm.
@@ -207,7 +232,7 @@ impl Guard {
         let budget = config
             .budget
             .clone()
-            .map(|b| Arc::new(Window::new(b, "server")));
+            .map(|b| Arc::new(Window::new(b, SERVER)));
         let mut h = sha2::Sha256::new();
         h.update(b"lark-mcp-server confirmation state v1\0");
         h.update(secret);
@@ -238,6 +263,30 @@ impl Guard {
                 .as_ref()
                 .map(|a| a.path().display().to_string()),
         }
+    }
+
+    /// [`Guard::status`], with the server's send budget as the replicas share it through
+    /// Redis; when Redis cannot be read, this replica's own figure, saying so.
+    pub async fn shared_status(&self, client: &crate::lark::LarkClient) -> GuardStatus {
+        let mut status = self.status();
+        if let Some(w) = &self.budget
+            && client.shares_limits()
+        {
+            let spec = w.spec();
+            status.send_budget = Some(
+                match client.shared_budget_left(spec.sends, spec.period).await {
+                    Some((left, _)) => {
+                        format!("{} ({left} left now, shared by the replicas)", spec.text())
+                    }
+                    None => format!(
+                        "{} ({} left now on this replica: Redis could not be read)",
+                        spec.text(),
+                        w.left()
+                    ),
+                },
+            );
+        }
+        status
     }
 
     fn session_spec(&self) -> Option<&BudgetSpec> {
@@ -417,11 +466,11 @@ impl ToolCtx {
         } else {
             Vec::new()
         };
-        if let Some(full) = windows.iter().find(|w| w.left() == 0)
-            && let Err(wait) = full.take()
-        {
-            self.record().stopped = Some("refused");
-            return Err(over_budget(full, wait));
+        for window in &windows {
+            if let Some(wait) = self.budget_full_for(window).await {
+                self.record().stopped = Some("refused");
+                return Err(over_budget(window, wait));
+            }
         }
         if let Some(meta) = self.call.tool
             && guard.config.confirm.applies_to(meta)
@@ -430,12 +479,14 @@ impl ToolCtx {
         }
         let mut taken = Vec::new();
         for window in &windows {
-            if let Err(wait) = window.take() {
-                taken.iter().for_each(|t: &Arc<Window>| t.give_back());
-                self.record().stopped = Some("refused");
-                return Err(over_budget(window, wait));
+            match self.budget_take(window).await {
+                Ok(t) => taken.push(t),
+                Err(wait) => {
+                    give_back(&self.shared.client, taken).await;
+                    self.record().stopped = Some("refused");
+                    return Err(over_budget(window, wait));
+                }
             }
-            taken.push(window.clone());
         }
         let mut r = self.record();
         r.taken = taken;
@@ -445,6 +496,60 @@ impl ToolCtx {
 
     fn record(&self) -> std::sync::MutexGuard<'_, Record> {
         lock(&self.call.record)
+    }
+
+    /// Whether the server's budget is counted by the replicas together (through Redis):
+    /// a session's is always this process's own.
+    fn shared_window(&self, w: &Window) -> bool {
+        w.owner == SERVER && self.shared.client.shares_limits()
+    }
+
+    /// How long until `w` allows a send, when it allows none now (without counting one).
+    async fn budget_full_for(&self, w: &Window) -> Option<Duration> {
+        if self.shared_window(w) {
+            let spec = w.spec();
+            match self
+                .shared
+                .client
+                .shared_budget_left(spec.sends, spec.period)
+                .await
+            {
+                Some((0, wait)) => return Some(wait),
+                Some(_) => return None,
+                // Redis failed (warned): this replica's own count decides.
+                None => {}
+            }
+        }
+        w.full_for()
+    }
+
+    /// Counts one send against `w`: in Redis for the server's budget shared by replicas
+    /// (and noted here too, for when Redis fails), else here.
+    async fn budget_take(&self, w: &Arc<Window>) -> Result<Taken, Duration> {
+        if self.shared_window(w) {
+            let spec = w.spec();
+            match self
+                .shared
+                .client
+                .shared_budget_take(spec.sends, spec.period)
+                .await
+            {
+                Some(Ok(id)) => {
+                    w.note();
+                    return Ok(Taken {
+                        window: w.clone(),
+                        shared: Some(id),
+                    });
+                }
+                Some(Err(wait)) => return Err(wait),
+                // Redis failed (warned): the replica goes on alone, with its own window.
+                None => {}
+            }
+        }
+        w.take().map(|()| Taken {
+            window: w.clone(),
+            shared: None,
+        })
     }
 
     /// The session's window (HTTP sessions) and the server's.
