@@ -752,9 +752,11 @@ impl UserSession {
             return Ok(t.access_token());
         }
         let rejected = self.rejected.lock().await.take();
+        // Boxed: a refresh (locks, Lark, Redis) is rare, and would otherwise take room in
+        // the future of every call made as the user.
         let tokens = match self.redis() {
-            Some(r) => self.refresh_shared(r, rejected.as_deref()).await?,
-            None => self.refresh_locked(rejected.as_deref()).await?,
+            Some(r) => Box::pin(self.refresh_shared(r, rejected.as_deref())).await?,
+            None => Box::pin(self.refresh_locked(rejected.as_deref())).await?,
         };
         let token = tokens.access_token();
         *current = Some(tokens);

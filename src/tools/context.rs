@@ -418,7 +418,9 @@ impl Shared {
         if recent {
             return false;
         }
-        self.refresh_scopes(cancel).await
+        // Boxed: a rare path whose Lark request would otherwise be reserved, tens of KB,
+        // in every tool call's future.
+        Box::pin(self.refresh_scopes(cancel)).await
     }
 }
 

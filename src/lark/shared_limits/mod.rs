@@ -203,7 +203,9 @@ impl SharedLimits {
     pub(super) async fn pace(&self, lane: String) -> Option<RemoteSlot> {
         match self {
             SharedLimits::InProcess => None,
-            SharedLimits::Redis(r) => r.pace(lane).await,
+            // Boxed here and below: the Redis steps would otherwise take room in every
+            // Lark call's future, in process too.
+            SharedLimits::Redis(r) => Box::pin(r.pace(lane)).await,
         }
     }
 
@@ -238,54 +240,16 @@ impl SharedLimits {
     /// Waits while Lark's rate limit for calls like `op` is known to be spent (another
     /// replica was refused); in process this is the retry's wait alone.
     pub(super) async fn wait_out_hold(&self, op: &str) {
-        let SharedLimits::Redis(r) = self else {
-            return;
-        };
-        if r.clear_lately(op) {
-            return;
-        }
-        let mut c = r.conn.clone();
-        let mut pttl = redis::cmd("PTTL");
-        pttl.arg(r.hold_key(op));
-        match r
-            .run("read a rate-limit window", pttl.query_async::<i64>(&mut c))
-            .await
-        {
-            Ok(ms) if ms > 0 => {
-                let spread = fastrand::u64(0..=(ms as u64 / 4).max(50));
-                tokio::time::sleep(Duration::from_millis(ms as u64 + spread)).await;
-            }
-            Ok(_) => r.seen_clear(op),
-            Err(e) => warn(&e),
+        if let SharedLimits::Redis(r) = self {
+            Box::pin(r.wait_out_hold(op)).await;
         }
     }
 
     /// Tells the other replicas what Lark refused: a spent rate limit for calls like `op`
     /// (until its reset), or a full receiver (230020) for the lane of `slot`.
     pub(super) async fn refused(&self, op: &str, e: &LarkError, slot: Option<&RemoteSlot>) {
-        let SharedLimits::Redis(r) = self else {
-            return;
-        };
-        let mut c = r.conn.clone();
-        let outcome = match (e.kind, e.retry_after, slot) {
-            (ErrorKind::RateLimited, Some(after), _) if !after.is_zero() => {
-                let script = Script::new(HOLD);
-                let mut inv = script.key(r.hold_key(op));
-                inv.arg(after.as_millis() as u64);
-                r.run("share a rate-limit window", inv.invoke_async::<i64>(&mut c))
-                    .await
-            }
-            (ErrorKind::SendRateLimited, _, Some(slot)) => {
-                let script = Script::new(PACE_FILL);
-                let mut inv = script.key(&slot.lane);
-                inv.arg(r.per_second).arg(r.window.as_millis() as u64);
-                r.run("share a refused send", inv.invoke_async::<i64>(&mut c))
-                    .await
-            }
-            _ => return,
-        };
-        if let Err(e) = outcome {
-            warn(&e);
+        if let SharedLimits::Redis(r) = self {
+            Box::pin(r.refused(op, e, slot)).await;
         }
     }
 
@@ -449,12 +413,60 @@ impl SharedLimits {
     {
         match self {
             SharedLimits::InProcess => run.await,
-            SharedLimits::Redis(r) => r.once(key, cancel, run).await,
+            SharedLimits::Redis(r) => Box::pin(r.once(key, cancel, run)).await,
         }
     }
 }
 
 impl RedisLimits {
+    /// [`SharedLimits::wait_out_hold`] through Redis.
+    async fn wait_out_hold(&self, op: &str) {
+        let r = self;
+        if r.clear_lately(op) {
+            return;
+        }
+        let mut c = r.conn.clone();
+        let mut pttl = redis::cmd("PTTL");
+        pttl.arg(r.hold_key(op));
+        match r
+            .run("read a rate-limit window", pttl.query_async::<i64>(&mut c))
+            .await
+        {
+            Ok(ms) if ms > 0 => {
+                let spread = fastrand::u64(0..=(ms as u64 / 4).max(50));
+                tokio::time::sleep(Duration::from_millis(ms as u64 + spread)).await;
+            }
+            Ok(_) => r.seen_clear(op),
+            Err(e) => warn(&e),
+        }
+    }
+
+    /// [`SharedLimits::refused`] through Redis.
+    async fn refused(&self, op: &str, e: &LarkError, slot: Option<&RemoteSlot>) {
+        let r = self;
+        let mut c = r.conn.clone();
+        let outcome = match (e.kind, e.retry_after, slot) {
+            (ErrorKind::RateLimited, Some(after), _) if !after.is_zero() => {
+                let script = Script::new(HOLD);
+                let mut inv = script.key(r.hold_key(op));
+                inv.arg(after.as_millis() as u64);
+                r.run("share a rate-limit window", inv.invoke_async::<i64>(&mut c))
+                    .await
+            }
+            (ErrorKind::SendRateLimited, _, Some(slot)) => {
+                let script = Script::new(PACE_FILL);
+                let mut inv = script.key(&slot.lane);
+                inv.arg(r.per_second).arg(r.window.as_millis() as u64);
+                r.run("share a refused send", inv.invoke_async::<i64>(&mut c))
+                    .await
+            }
+            _ => return,
+        };
+        if let Err(e) = outcome {
+            warn(&e);
+        }
+    }
+
     /// Bounds one Redis call; the error names what failed, never the password. After a
     /// failure Redis is left alone for [`PAUSE_AFTER_FAILURE`]: calls do not each wait out
     /// a dead server, and the log gets one line, not one per call (the empty error).
