@@ -152,8 +152,15 @@ pub struct CallArgs {
     pub lark: LarkArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
-    /// The Redis of `serve --http --redis-url` replicas: this call shares their limits and
-    /// user login (redis://[:password@]host:port[/db]).
+    #[command(flatten)]
+    pub replicas: ReplicasArg,
+}
+
+/// `--redis-url` of a command run next to `serve --http --redis-url` replicas.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplicasArg {
+    /// The Redis of `serve --http --redis-url` replicas: this command shares their token,
+    /// limits, send budget and user login (redis://[:password@]host:port[/db]).
     #[arg(long, env = "LARK_MCP_REDIS_URL", hide_env_values = true)]
     #[arg(value_parser = secret)]
     pub redis_url: Option<SecretString>,
@@ -327,6 +334,8 @@ pub struct CheckArgs {
     pub lark: LarkArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub replicas: ReplicasArg,
 }
 
 /// Where and as which app to reach Lark. `--sandbox` replaces all of it with the

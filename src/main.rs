@@ -127,7 +127,7 @@ async fn shared_state(lark: &LarkArgs, policy: &PolicyArgs) -> (Arc<Shared>, Opt
     (shared, sandbox)
 }
 
-/// `--redis-url` of `serve` and `call`: Lark's limits, the tenant token and the user login
+/// `--redis-url` of `serve`, `call` and `check`: Lark's limits, the tenant token and the user login
 /// are shared with the replicas (and any other process) using that Redis. A stdio server or a
 /// one-off `call` next to replicas then neither breaks their pace nor spends the refresh
 /// token they hold.
@@ -358,6 +358,9 @@ async fn run(cli: cli::Cli) {
         }
         Command::Check(args) => {
             let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
+            if let Some(url) = &args.replicas.redis_url {
+                share_through_redis(url, &shared).await;
+            }
             match commands::check::report(&shared).await {
                 Ok(text) => emit(&text),
                 Err(e) => fail(1, &e.to_string()),
@@ -365,7 +368,7 @@ async fn run(cli: cli::Cli) {
         }
         Command::Call(args) => {
             let (shared, _sandbox) = shared_state(&args.lark, &args.policy).await;
-            if let Some(url) = &args.redis_url {
+            if let Some(url) = &args.replicas.redis_url {
                 share_through_redis(url, &shared).await;
             }
             let cancel = CancellationToken::new();

@@ -920,10 +920,10 @@ async fn stateless_send(c: &McpClient, params: Value) -> Value {
     c.send(rb).await.response(id).clone()
 }
 
-/// A stdio server (a desktop client's) and a one-off `call` next to the replicas share
-/// their token and pace too, given the same `--redis-url`.
+/// A stdio server (a desktop client's), a one-off `call` and `check` next to the replicas
+/// share their token and pace too, given the same `--redis-url`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stdio_server_and_a_call_next_to_the_replicas_share_their_token() {
+async fn a_stdio_server_call_and_check_next_to_the_replicas_share_their_token() {
     let redis = RedisServer::start();
     let sbx = Sbx::start().await;
     let url = redis.url();
@@ -941,30 +941,26 @@ async fn a_stdio_server_and_a_call_next_to_the_replicas_share_their_token() {
         )
         .await;
     assert_eq!(r.is_error, Some(false), "{r:?}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lark-mcp-server"))
-        .args([
-            "call",
-            "get_app_status",
-            "--domain",
-            &sbx.base,
-            "--redis-url",
-            &url,
-        ])
-        .env("LARK_APP_ID", APP_ID)
-        .env("LARK_APP_SECRET", APP_SECRET)
-        .env("XDG_CACHE_HOME", common::http::fresh_cache_home())
-        .env_remove("LARK_MCP_REDIS_URL")
-        .output()
-        .expect("run call");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for args in [&["call", "get_app_status"][..], &["check"][..]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lark-mcp-server"))
+            .args(args)
+            .args(["--domain", &sbx.base, "--redis-url", &url])
+            .env("LARK_APP_ID", APP_ID)
+            .env("LARK_APP_SECRET", APP_SECRET)
+            .env("XDG_CACHE_HOME", common::http::fresh_cache_home())
+            .env_remove("LARK_MCP_REDIS_URL")
+            .output()
+            .expect("run the command");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     assert_eq!(
         sbx.state().count("tenant_access_token_internal"),
         fetched,
-        "the stdio server and the call used the replicas' token"
+        "the stdio server, call and check used the replicas' token"
     );
 }
 
