@@ -81,9 +81,8 @@ impl Window {
         self.sends.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts one send, or says how long until one is possible.
-    pub fn take(&self) -> Result<(), Duration> {
-        let now = Instant::now();
+    /// The sends that still count at `now` (older ones dropped), locked.
+    fn current(&self, now: Instant) -> std::sync::MutexGuard<'_, VecDeque<Instant>> {
         let mut sends = self.lock();
         while sends
             .front()
@@ -91,6 +90,13 @@ impl Window {
         {
             sends.pop_front();
         }
+        sends
+    }
+
+    /// Counts one send, or says how long until one is possible.
+    pub fn take(&self) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut sends = self.current(now);
         if sends.len() < self.spec.sends {
             sends.push_back(now);
             return Ok(());
@@ -115,14 +121,7 @@ impl Window {
     /// replica alone still knows its own sends when the shared count cannot be reached.
     pub fn note(&self) {
         let now = Instant::now();
-        let mut sends = self.lock();
-        while sends
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.spec.period)
-        {
-            sends.pop_front();
-        }
-        sends.push_back(now);
+        self.current(now).push_back(now);
     }
 
     /// Takes back the newest send: it never reached Lark.
