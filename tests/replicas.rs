@@ -546,6 +546,28 @@ fn stored_token(home: &std::path::Path, which: &str) -> String {
     v[which].as_str().expect("a token in the file").to_string()
 }
 
+/// Two replicas sharing `redis`: the first on a machine where the person ran `login`, the
+/// second on one where nobody did. Their profile directories, the servers and a session each.
+async fn login_on_one_of_two(
+    sbx: &Sbx,
+    redis: &RedisServer,
+    test: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Vec<HttpServer>,
+    Vec<McpClient>,
+) {
+    let url = redis.url();
+    let (with, without) = (user_home(test, "with"), user_home(test, "without"));
+    login(sbx, &with).await;
+    let a = user_replica(sbx, &with, &["--redis-url", &url]).await;
+    let b = user_replica(sbx, &without, &["--redis-url", &url]).await;
+    let servers = vec![a, b];
+    let clients = sessions(&servers).await;
+    (with, without, servers, clients)
+}
+
 /// One replica on the profile directory `home`.
 async fn user_replica(sbx: &Sbx, home: &std::path::Path, args: &[&str]) -> HttpServer {
     let env = env(home);
@@ -683,13 +705,7 @@ async fn three_replicas_refresh_the_user_login_once() {
 async fn a_replica_without_a_login_acts_as_the_user_through_redis() {
     let redis = RedisServer::start();
     let sbx = Sbx::with_options(short_lived_user()).await;
-    let url = redis.url();
-    let (with, without) = (user_home("shared", "with"), user_home("shared", "without"));
-    login(&sbx, &with).await;
-    let a = user_replica(&sbx, &with, &["--redis-url", &url]).await;
-    let b = user_replica(&sbx, &without, &["--redis-url", &url]).await;
-    let servers = vec![a, b];
-    let clients = sessions(&servers).await;
+    let (with, without, _servers, clients) = login_on_one_of_two(&sbx, &redis, "shared").await;
     let names = clients[1].tool_names(json!({})).await;
     assert!(names.iter().any(|n| n == "get_me"), "{names:?}");
     let me = clients[1].call("get_me", json!({})).await;
@@ -728,13 +744,7 @@ async fn a_replica_without_a_login_acts_as_the_user_through_redis() {
 async fn with_redis_down_the_replica_with_a_login_still_acts_as_the_user() {
     let redis = RedisServer::start();
     let sbx = Sbx::with_options(short_lived_user()).await;
-    let url = redis.url();
-    let (with, without) = (user_home("down", "with"), user_home("down", "without"));
-    login(&sbx, &with).await;
-    let a = user_replica(&sbx, &with, &["--redis-url", &url]).await;
-    let b = user_replica(&sbx, &without, &["--redis-url", &url]).await;
-    let servers = vec![a, b];
-    let clients = sessions(&servers).await;
+    let (with, _, servers, clients) = login_on_one_of_two(&sbx, &redis, "down").await;
     for c in &clients {
         let me = c.call("get_me", json!({})).await;
         assert!(succeeded(&me), "{}", text(&me));
